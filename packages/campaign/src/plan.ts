@@ -1,0 +1,251 @@
+import {
+  Segment,
+  SegmentList,
+  chooseShifts,
+  JULIAN_YEAR,
+  livetimeSamples,
+  maxLightTravelTime,
+  shiftVector,
+  type LivetimeOptions,
+} from "@timeslide/segments";
+import { CampaignError, type LoadedCampaign } from "./load.js";
+import type { DataInventory } from "./inventory.js";
+import { jobId, type JobKind, type JobPayload } from "./jobs.js";
+
+/**
+ * Default number of shifts one background job carries. The reference
+ * detector is read and whitened once per job, the slid detectors over the
+ * span plus (last − first shift): with 32 consecutive 1 s shifts on a 4096 s
+ * span that is < 1% extra, while reading and whitening cost 1/32 of one job
+ * per shift. 32 also keeps a job to a few CPU-minutes of inference on the
+ * demo model and ~1.5 days of background, so retries lose little.
+ */
+export const DEFAULT_SHIFTS_PER_JOB = 32;
+
+export interface PlannedJob {
+  id: string;
+  payload: JobPayload;
+}
+
+export interface Plan {
+  campaign: string;
+  ifos: string[];
+  /** analysable segments (coincident good time, at least min_duration long) */
+  segments: Segment[];
+  /** coincident segments skipped for being shorter than min_duration */
+  skipped: Segment[];
+  /** the shift table: index 0 is zero lag, 1..N the background slides */
+  shiftTable: number[][];
+  jobs: PlannedJob[];
+  counts: Record<JobKind, number>;
+  livetime: { background_s: number; foreground_s: number; injection_s: number };
+  injections?: { total: number; in_analysed_time: number; outside: number };
+  warnings: string[];
+}
+
+/** The JSON contract of `timeslide plan --json` (DESIGN.md), plus a few extras. */
+export function planSummary(plan: Plan) {
+  return {
+    campaign: plan.campaign,
+    ifos: plan.ifos,
+    segments: plan.segments.map((s) => [s.start, s.end] as [number, number]),
+    skipped_segments: plan.skipped.map((s) => [s.start, s.end] as [number, number]),
+    shifts: plan.shiftTable.slice(1),
+    jobs: { ...plan.counts, total: plan.jobs.length },
+    livetime: {
+      background_s: plan.livetime.background_s,
+      background_years: plan.livetime.background_s / JULIAN_YEAR,
+      foreground_s: plan.livetime.foreground_s,
+      injection_s: plan.livetime.injection_s,
+    },
+    ...(plan.injections ? { injections: plan.injections } : {}),
+    warnings: plan.warnings,
+  };
+}
+export type PlanSummary = ReturnType<typeof planSummary>;
+
+export function livetimeOptions(c: LoadedCampaign): LivetimeOptions {
+  const { spec } = c;
+  return {
+    psdLength: spec.inference.psd_length,
+    inferenceSamplingRate: spec.inference.inference_sampling_rate,
+    circular: spec.background.circular,
+    minSeparation: maxLightTravelTime(spec.ifos).seconds,
+  };
+}
+
+/** Coincident good time of every detector, split into kept and too-short segments. */
+export function analysableSegments(c: LoadedCampaign, inv: DataInventory): { segments: Segment[]; skipped: Segment[] } {
+  let coincident = inv.good[c.spec.ifos[0]];
+  for (const ifo of c.spec.ifos.slice(1)) coincident = coincident.intersect(inv.good[ifo]);
+  const min = c.spec.data.segments.min_duration;
+  const segments: Segment[] = [];
+  const skipped: Segment[] = [];
+  for (const s of coincident) (s.duration >= min ? segments : skipped).push(s);
+  return { segments, skipped };
+}
+
+export interface PlanInputs {
+  inventory: DataInventory;
+  /** GPS times of the injections (injections/time), when the campaign has an injection file */
+  injectionTimes?: Float64Array;
+}
+
+/**
+ * Output span of one job under one shift: the reference-detector times whose
+ * detection-statistic samples the job produces. Empty (start == end) when the
+ * shift leaves this span no livetime. Shared by planning and the worker, so
+ * both agree on every sample.
+ */
+export function shiftOutputSpan(
+  segment: readonly [number, number],
+  span: readonly [number, number],
+  shift: readonly number[],
+  o: LivetimeOptions,
+): [number, number] {
+  const [s, e] = segment;
+  const first = span[0] + o.psdLength;
+  const nSegment = livetimeSamples(e - s, shift, o); // samples of the whole segment under this shift
+  const segmentOutEnd = s + o.psdLength + nSegment / o.inferenceSamplingRate;
+  const end = Math.min(span[1], segmentOutEnd);
+  return end > first ? [first, end] : [first, first];
+}
+
+/** Splits, packs and names every job of a campaign. Pure: no Redis, no files. */
+export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
+  const { spec } = c;
+  const o = livetimeOptions(c);
+  const isr = o.inferenceSamplingRate;
+  const nIfo = spec.ifos.length;
+  const warnings = [...c.warnings, ...inputs.inventory.warnings];
+  const { segments, skipped } = analysableSegments(c, inputs.inventory);
+  const durations = segments.map((s) => s.duration);
+
+  if (segments.length === 0 || durations.every((d) => livetimeSamples(d, shiftVector(0, 0, nIfo), o) === 0)) {
+    const per = spec.ifos.map((ifo) => `${ifo} ${inputs.inventory.good[ifo].duration} s`).join(", ");
+    const coincident = [...segments, ...skipped].reduce((a, s) => a + s.duration, 0);
+    throw new CampaignError(c.file, [
+      `${c.file}: data gives no analysable time: good data ${per}; coincident ${coincident} s in ${segments.length + skipped.length} segment(s), ` +
+        `none both at least data.segments.min_duration (${spec.data.segments.min_duration} s) and longer than inference.psd_length (${spec.inference.psd_length} s)`,
+    ]);
+  }
+
+  // The shift table: zero lag, then the background slides.
+  let background: number[][];
+  if (spec.background.livetime !== undefined) {
+    try {
+      background = chooseShifts(durations, spec.background.livetime, spec.background.step, nIfo, o).shifts;
+    } catch (e) {
+      throw new CampaignError(c.file, [`${c.file}: ${(e as Error).message}`]);
+    }
+  } else if (typeof spec.background.shifts === "number") {
+    background = Array.from({ length: spec.background.shifts }, (_, i) => shiftVector(i + 1, spec.background.step, nIfo));
+  } else {
+    background = spec.background.shifts!.map((v) => [...v]);
+  }
+  const shiftTable = [shiftVector(0, 0, nIfo), ...background];
+
+  const chunkSamples = Math.floor((spec.background.max_job_duration - o.psdLength) * isr + 1e-9);
+  const chunk = chunkSamples / isr;
+  const perJob = spec.background.shifts_per_job ?? DEFAULT_SHIFTS_PER_JOB;
+
+  const injTimes = inputs.injectionTimes ? Float64Array.from(inputs.injectionTimes).sort() : undefined;
+  let injInside = 0;
+
+  const jobs: PlannedJob[] = [];
+  const bgJobs: PlannedJob[] = [];
+  const totals = { background: 0, foreground: 0, injection: 0 }; // samples
+  const add = (list: PlannedJob[], kind: JobKind, seg: Segment, span: [number, number], shifts: number[], samples: number) => {
+    const payload: JobPayload = {
+      v: 1,
+      campaign: spec.name,
+      kind,
+      segment: [seg.start, seg.end],
+      span,
+      shifts,
+      livetime: samples / isr,
+    };
+    list.push({ id: jobId(kind, span[0], shifts[0]), payload });
+    totals[kind] += samples;
+  };
+
+  for (const seg of segments) {
+    const L = seg.duration;
+    const n0 = livetimeSamples(L, shiftTable[0], o);
+    const nChunks = Math.ceil(n0 / chunkSamples);
+    const nShift = shiftTable.map((v) => livetimeSamples(L, v, o));
+    for (let j = 0; j < nChunks; j++) {
+      const c0 = seg.start + j * chunk;
+      const span: [number, number] = [c0, Math.min(c0 + o.psdLength + chunk, seg.end)];
+      const inChunk = (n: number) => Math.max(0, Math.min((j + 1) * chunkSamples, n) - j * chunkSamples);
+
+      const fgSamples = inChunk(n0);
+      add(jobs, "foreground", seg, span, [0], fgSamples);
+
+      if (injTimes) {
+        const outStart = c0 + o.psdLength;
+        const outEnd = outStart + fgSamples / isr;
+        const k = countInRange(injTimes, outStart, outEnd);
+        if (k > 0) {
+          injInside += k;
+          add(jobs, "injection", seg, span, [0], fgSamples);
+        }
+      }
+
+      // Background: the shifts that leave this chunk any output, packed in
+      // runs of consecutive shifts so the slid detectors' reads overlap.
+      let group: number[] = [];
+      let groupSamples = 0;
+      for (let k = 1; k < shiftTable.length; k++) {
+        const n = inChunk(nShift[k]);
+        if (n === 0) continue;
+        group.push(k);
+        groupSamples += n;
+        if (group.length === perJob) {
+          add(bgJobs, "background", seg, span, group, groupSamples);
+          group = [];
+          groupSamples = 0;
+        }
+      }
+      if (group.length) add(bgJobs, "background", seg, span, group, groupSamples);
+    }
+  }
+  // Foreground and injection jobs first: cheap, and what analysts look at first.
+  jobs.push(...bgJobs);
+
+  const counts = { background: 0, foreground: 0, injection: 0 };
+  for (const j of jobs) counts[j.payload.kind]++;
+
+  const plan: Plan = {
+    campaign: spec.name,
+    ifos: [...spec.ifos],
+    segments,
+    skipped,
+    shiftTable,
+    jobs,
+    counts,
+    livetime: { background_s: totals.background / isr, foreground_s: totals.foreground / isr, injection_s: totals.injection / isr },
+    warnings,
+  };
+  if (injTimes) {
+    plan.injections = { total: injTimes.length, in_analysed_time: injInside, outside: injTimes.length - injInside };
+    if (injTimes.length - injInside > 0)
+      warnings.push(`injections.file: ${injTimes.length - injInside} of ${injTimes.length} injections fall outside analysed time and will not be injected`);
+  }
+  return plan;
+}
+
+function countInRange(sorted: Float64Array, a: number, b: number): number {
+  return lowerBound(sorted, b) - lowerBound(sorted, a);
+}
+
+function lowerBound(sorted: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,126 @@
+// InferParameter maps <-> plain values, and the sequence parameters that
+// Triton's sequence batcher reads (sequence_id / sequence_start /
+// sequence_end) plus the server-side "timeout" (microseconds).
+import type { InferParameter, InferParameter__Output } from "./generated/inference/InferParameter.js";
+
+export type ParamValue = boolean | number | bigint | string;
+
+export class ParameterError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ParameterError";
+  }
+}
+
+/** One plain value -> InferParameter. Integers go to int64_param, other numbers to double_param. */
+export function toInferParameter(value: ParamValue, key = "parameter"): InferParameter {
+  switch (typeof value) {
+    case "boolean":
+      return { bool_param: value };
+    case "string":
+      return { string_param: value };
+    case "bigint":
+      if (value < -(2n ** 63n) || value >= 2n ** 63n) throw new ParameterError(`${key}: ${value} does not fit int64`);
+      return { int64_param: value.toString() };
+    case "number":
+      if (!Number.isFinite(value)) throw new ParameterError(`${key}: ${value} is not a finite number`);
+      if (Number.isInteger(value)) {
+        if (!Number.isSafeInteger(value)) throw new ParameterError(`${key}: ${value} is beyond 2^53; pass a bigint`);
+        return { int64_param: value };
+      }
+      return { double_param: value };
+    default:
+      throw new ParameterError(`${key}: unsupported parameter type ${typeof value}`);
+  }
+}
+
+export function toInferParameters(values: Record<string, ParamValue | undefined>): Record<string, InferParameter> {
+  const out: Record<string, InferParameter> = {};
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) out[k] = toInferParameter(v, k);
+  return out;
+}
+
+/**
+ * Received InferParameter -> plain value. int64/uint64 become a number when
+ * exactly representable, otherwise a bigint.
+ */
+export function fromInferParameter(p: InferParameter__Output | InferParameter): ParamValue | undefined {
+  const choice = (p as InferParameter__Output).parameter_choice;
+  const pick = choice ?? (Object.keys(p).find((k) => k.endsWith("_param") && (p as Record<string, unknown>)[k] !== undefined) as typeof choice);
+  switch (pick) {
+    case "bool_param":
+      return Boolean(p.bool_param);
+    case "string_param":
+      return String(p.string_param);
+    case "double_param":
+      return Number(p.double_param);
+    case "int64_param":
+    case "uint64_param": {
+      const raw = p[pick] as unknown;
+      const big = BigInt(typeof raw === "object" && raw !== null ? String(raw) : (raw as string | number));
+      const n = Number(big);
+      return Number.isSafeInteger(n) ? n : big;
+    }
+    default:
+      return undefined;
+  }
+}
+
+export function fromInferParameters(
+  params: Record<string, InferParameter__Output | InferParameter> | undefined | null,
+): Record<string, ParamValue> {
+  const out: Record<string, ParamValue> = {};
+  for (const [k, p] of Object.entries(params ?? {})) {
+    const v = fromInferParameter(p);
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** Triton correlation id: unsigned 64-bit integer or a string. */
+export type SequenceId = number | bigint | string;
+
+export interface SequenceFlags {
+  id: SequenceId;
+  start?: boolean;
+  end?: boolean;
+}
+
+/** Sequence flags -> request parameters, checked (ids must be non-zero: 0 means "no sequence" to Triton). */
+export function sequenceParameters(seq: SequenceFlags): Record<string, InferParameter> {
+  const { id } = seq;
+  let idParam: InferParameter;
+  if (typeof id === "string") {
+    if (id === "") throw new ParameterError("sequence_id: empty string is not a sequence id");
+    idParam = { string_param: id };
+  } else {
+    const big = BigInt(id);
+    if (typeof id === "number" && !Number.isSafeInteger(id)) throw new ParameterError(`sequence_id: ${id} is not a safe integer; pass a bigint`);
+    if (big <= 0n || big >= 2n ** 63n) throw new ParameterError(`sequence_id: ${id} must be in [1, 2^63)`);
+    idParam = { int64_param: big.toString() };
+  }
+  return {
+    sequence_id: idParam,
+    sequence_start: { bool_param: Boolean(seq.start) },
+    sequence_end: { bool_param: Boolean(seq.end) },
+  };
+}
+
+/** Reads sequence flags from received request parameters (server side). */
+export function readSequenceParameters(
+  params: Record<string, InferParameter__Output> | undefined | null,
+): { id: string | bigint | number; start: boolean; end: boolean } | undefined {
+  const p = params ?? {};
+  const idp = p.sequence_id;
+  if (!idp) return undefined;
+  const id = fromInferParameter(idp);
+  if (id === undefined || id === 0 || id === "") return undefined;
+  const start = p.sequence_start ? fromInferParameter(p.sequence_start) === true : false;
+  const end = p.sequence_end ? fromInferParameter(p.sequence_end) === true : false;
+  return { id: id as string | bigint | number, start, end };
+}
+
+/** Canonical string key for a sequence id (int 7 and bigint 7n and "7" as int differ from string "7"). */
+export function sequenceKey(id: SequenceId): string {
+  return typeof id === "string" ? `s:${id}` : `i:${BigInt(id).toString()}`;
+}

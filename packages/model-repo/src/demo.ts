@@ -1,0 +1,231 @@
+import { mkdirSync } from "node:fs";
+import { GraphBuilder, float } from "./onnx.js";
+import type { ModelConfig } from "./config.js";
+import { addEnsemble, addOnnxModel } from "./repository.js";
+
+/** Deterministic PRNG (mulberry32) so the demo weights are the same everywhere. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface DetectorOptions {
+  nIfo: number;
+  /** Window length in samples. */
+  kernel: number;
+  /** Templates in the bank (default 8). */
+  nTemplates?: number;
+  /** Template length in samples (default kernel / 2, at most kernel). */
+  templateLength?: number;
+  /** Seed of the template parameters (default 1). */
+  seed?: number;
+}
+
+/**
+ * A bank of unit-norm chirp templates (rising-frequency, tapered sinusoids;
+ * frequencies in cycles per sample). Matched filtering whitened data with a
+ * unit-norm template gives an SNR with unit variance in white noise.
+ */
+export function chirpTemplates(nTemplates: number, length: number, seed = 1): Float32Array[] {
+  const rand = mulberry32(seed);
+  const bank: Float32Array[] = [];
+  for (let k = 0; k < nTemplates; k++) {
+    const f0 = 0.01 + 0.05 * rand();
+    const f1 = f0 + 0.05 + 0.2 * rand();
+    const phase0 = 2 * Math.PI * rand();
+    const t = new Float64Array(length);
+    let phase = phase0;
+    let norm = 0;
+    for (let i = 0; i < length; i++) {
+      const x = i / length;
+      const f = f0 + (f1 - f0) * x * x;
+      phase += 2 * Math.PI * f;
+      // Amplitude grows towards merger, then a short taper to zero.
+      const taper = x > 0.9 ? 0.5 * (1 + Math.cos((Math.PI * (x - 0.9)) / 0.1)) : 1;
+      const amp = Math.pow(0.2 + x, 1.5) * taper * Math.sin((Math.PI * Math.min(x, 0.1)) / 0.2);
+      t[i] = amp * Math.sin(phase);
+      norm += t[i] * t[i];
+    }
+    const scale = 1 / Math.sqrt(norm || 1);
+    bank.push(Float32Array.from(t, (v) => v * scale));
+  }
+  return bank;
+}
+
+/**
+ * The demo detector: input `whitened [batch, n_ifo, kernel]` → output
+ * `detection_statistic [batch, 1]`. Each detector's whitened strain is
+ * matched-filtered (grouped Conv) with a chirp template bank; the squared SNR
+ * is maximised over time and templates per detector, summed over detectors
+ * (Gemm) and square-rooted: a network SNR. Injected chirps score high,
+ * Gaussian noise near sqrt(n_ifo · 2 log(kernel · templates)).
+ */
+export function buildDetector(opts: DetectorOptions): Uint8Array {
+  const nIfo = opts.nIfo;
+  const kernel = opts.kernel;
+  const nT = opts.nTemplates ?? 8;
+  const L = Math.min(kernel, opts.templateLength ?? Math.max(1, Math.floor(kernel / 2)));
+  const bank = chirpTemplates(nT, L, opts.seed ?? 1);
+  const w = new Float32Array(nIfo * nT * L);
+  for (let i = 0; i < nIfo; i++) for (let k = 0; k < nT; k++) w.set(bank[k], (i * nT + k) * L);
+
+  const g = new GraphBuilder("detector");
+  const x = g.input("whitened", "float32", ["batch", nIfo, kernel]);
+  const weight = g.constant(w, [nIfo * nT, 1, L], "float32", "template_bank");
+  const snr = g.node("Conv", [x, weight], { group: nIfo, kernel_shape: [L], strides: [1], pads: [0, 0] });
+  const snr2 = g.node("Mul", [snr, snr]);
+  const peak = g.node("ReduceMax", [snr2], { axes: [2], keepdims: 0 }); // [B, n_ifo·T]
+  const perIfo = g.node("Reshape", [peak, g.int64s([0, nIfo, nT])]);
+  const best = g.node("ReduceMax", [perIfo], { axes: [2], keepdims: 0 }); // [B, n_ifo]
+  const ones = g.constant(new Float32Array(nIfo).fill(1), [nIfo, 1], "float32", "ifo_weights");
+  const network = g.node("Gemm", [best, ones], { alpha: float(1), beta: float(1) }); // [B, 1]
+  const stat = g.node("Sqrt", [network]);
+  g.output(stat, "detection_statistic", "float32", ["batch", 1]);
+  return g.toBytes(`chirp-bank detector: ${nT} templates of ${L} samples, ${nIfo} ifos, kernel ${kernel}`);
+}
+
+export interface SnapshotterOptions {
+  nIfo: number;
+  kernel: number;
+  stride: number;
+  /** Windows produced per update. */
+  batch: number;
+}
+
+/** Samples of state kept per detector: kernel + (batch − 1)·stride. */
+export function snapshotSize(o: { kernel: number; stride: number; batch: number }): number {
+  return o.kernel + (o.batch - 1) * o.stride;
+}
+
+/**
+ * The snapshotter: inputs `update [1, n_ifo, stride·batch]`, implicit state
+ * `snapshot [1, n_ifo, S]` and control `START [1]` (fp32; 1 at sequence
+ * start zeroes the state, so it works with or without an initial_state);
+ * outputs `snapshot_out` = concat(state, update)[:, :, stride·batch:] and
+ * `windows [batch, n_ifo, kernel]`, window j starting at j·stride of the new state.
+ */
+export function buildSnapshotter(o: SnapshotterOptions): Uint8Array {
+  const { nIfo, kernel, stride, batch } = o;
+  const S = snapshotSize(o);
+  const U = stride * batch;
+  const g = new GraphBuilder("snapshotter");
+  const update = g.input("update", "float32", [1, nIfo, U]);
+  const snapshot = g.input("snapshot", "float32", [1, nIfo, S]);
+  const start = g.input("START", "float32", [1]);
+  const keep = g.node("Sub", [g.constant(new Float32Array([1]), [1], "float32"), start]);
+  const past = g.node("Mul", [snapshot, keep]);
+  const joined = g.node("Concat", [past, update], { axis: 2 });
+  const next = g.node("Slice", [joined, g.int64s([U]), g.int64s([U + S]), g.int64s([2])]);
+  const idx = new BigInt64Array(batch * kernel);
+  for (let j = 0; j < batch; j++) for (let t = 0; t < kernel; t++) idx[j * kernel + t] = BigInt(j * stride + t);
+  const gathered = g.node("Gather", [next, g.constant(idx, [batch, kernel], "int64", "window_index")], { axis: 2 }); // [1, n_ifo, batch, kernel]
+  const perm = g.node("Transpose", [gathered], { perm: [0, 2, 1, 3] }); // [1, batch, n_ifo, kernel]
+  const windows = g.node("Reshape", [perm, g.int64s([batch, nIfo, kernel])]);
+  g.output(next, "snapshot_out", "float32", [1, nIfo, S]);
+  g.output(windows, "windows", "float32", [batch, nIfo, kernel]);
+  return g.toBytes(`snapshotter: ${nIfo} ifos, kernel ${kernel}, stride ${stride}, batch ${batch}`);
+}
+
+export interface DemoRepositoryOptions extends DetectorOptions {
+  stride: number;
+  /** Windows per streaming update. */
+  batch: number;
+  /** Detector max_batch_size (default max(batch, 128)). */
+  maxBatchSize?: number;
+  /** Idle sequences are dropped after this (default 60 s). */
+  sequenceIdleMicroseconds?: number;
+  detectorName?: string;
+  snapshotterName?: string;
+  ensembleName?: string;
+}
+
+export interface DemoRepository {
+  detector: string;
+  snapshotter: string;
+  ensemble: string;
+  stateSize: number;
+  updateSize: number;
+}
+
+export function detectorConfig(name: string, nIfo: number, kernel: number, maxBatchSize: number): ModelConfig {
+  return {
+    name,
+    backend: "onnxruntime",
+    platform: "onnxruntime_onnx",
+    max_batch_size: maxBatchSize,
+    input: [{ name: "whitened", data_type: "TYPE_FP32", dims: [nIfo, kernel] }],
+    output: [{ name: "detection_statistic", data_type: "TYPE_FP32", dims: [1] }],
+    instance_group: [{ count: 1, kind: "KIND_CPU" }],
+  };
+}
+
+export function snapshotterConfig(name: string, o: SnapshotterOptions, idleMicroseconds: number): ModelConfig {
+  const S = snapshotSize(o);
+  return {
+    name,
+    backend: "onnxruntime",
+    platform: "onnxruntime_onnx",
+    max_batch_size: 0,
+    input: [{ name: "update", data_type: "TYPE_FP32", dims: [1, o.nIfo, o.stride * o.batch] }],
+    output: [{ name: "windows", data_type: "TYPE_FP32", dims: [o.batch, o.nIfo, o.kernel] }],
+    sequence_batching: {
+      max_sequence_idle_microseconds: idleMicroseconds,
+      direct: {},
+      control_input: [{ name: "START", control: [{ kind: "CONTROL_SEQUENCE_START", fp32_false_true: [0, 1] }] }],
+      state: [
+        {
+          input_name: "snapshot",
+          output_name: "snapshot_out",
+          data_type: "TYPE_FP32",
+          dims: [1, o.nIfo, S],
+          initial_state: [{ name: "zeros", data_type: "TYPE_FP32", dims: [1, o.nIfo, S], zero_data: true }],
+        },
+      ],
+    },
+    instance_group: [{ count: 1, kind: "KIND_CPU" }],
+  };
+}
+
+export function streamingEnsembleConfig(
+  name: string,
+  snapshotter: string,
+  model: string,
+  o: SnapshotterOptions,
+  modelInput = "whitened",
+  modelOutput = "detection_statistic",
+): ModelConfig {
+  return {
+    name,
+    platform: "ensemble",
+    max_batch_size: 0,
+    input: [{ name: "update", data_type: "TYPE_FP32", dims: [1, o.nIfo, o.stride * o.batch] }],
+    output: [{ name: modelOutput, data_type: "TYPE_FP32", dims: [o.batch, 1] }],
+    ensemble_scheduling: {
+      step: [
+        { model_name: snapshotter, model_version: -1, input_map: { update: "update" }, output_map: { windows: "windows" } },
+        { model_name: model, model_version: -1, input_map: { [modelInput]: "windows" }, output_map: { [modelOutput]: modelOutput } },
+      ],
+    },
+  };
+}
+
+/** Writes the demo detector, the snapshotter and the `detector-stream` ensemble into `dir`. */
+export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): DemoRepository {
+  mkdirSync(dir, { recursive: true });
+  const detector = o.detectorName ?? "detector";
+  const snapshotter = o.snapshotterName ?? "snapshotter";
+  const ensemble = o.ensembleName ?? "detector-stream";
+  const maxBatch = o.maxBatchSize ?? Math.max(o.batch, 128);
+  if (maxBatch < o.batch) throw new Error(`maxBatchSize ${maxBatch} is below the streaming batch ${o.batch}`);
+  const snap = { nIfo: o.nIfo, kernel: o.kernel, stride: o.stride, batch: o.batch };
+  addOnnxModel(dir, detectorConfig(detector, o.nIfo, o.kernel, maxBatch), buildDetector(o), 1);
+  addOnnxModel(dir, snapshotterConfig(snapshotter, snap, o.sequenceIdleMicroseconds ?? 60_000_000), buildSnapshotter(snap), 1);
+  addEnsemble(dir, streamingEnsembleConfig(ensemble, snapshotter, detector, snap));
+  return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch };
+}

@@ -1,0 +1,169 @@
+// Time slides, livetime and the detector facts they depend on.
+// Livetime follows ../shared/DESIGN.md ("Livetime"): computed in whole
+// detection-statistic samples so that sums over segments and jobs are exact.
+
+/** Julian year in seconds: FAR is reported per this year. */
+export const JULIAN_YEAR = 31_557_600;
+
+const SPEED_OF_LIGHT = 299_792_458; // m/s
+
+/**
+ * Detector vertex positions, Earth-fixed Cartesian coordinates in metres
+ * (the published LIGO/Virgo/KAGRA site constants, as tabulated in LALSuite).
+ */
+export const DETECTOR_VERTICES: Readonly<Record<string, readonly [number, number, number]>> = {
+  H1: [-2.16141492636e6, -3.83469517889e6, 4.60035022664e6],
+  L1: [-7.42760447238e4, -5.49628371971e6, 3.22425701744e6],
+  V1: [4.54637409900e6, 8.42989697626e5, 4.37857696241e6],
+  K1: [-3.777336024e6, 3.484898411e6, 3.765313697e6],
+};
+
+export const KNOWN_IFOS = Object.keys(DETECTOR_VERTICES) as readonly string[];
+
+/** Light-travel time between two detectors' vertices, in seconds. */
+export function lightTravelTime(a: string, b: string): number {
+  const pa = DETECTOR_VERTICES[a];
+  const pb = DETECTOR_VERTICES[b];
+  if (!pa || !pb) throw new Error(`unknown detector ${!pa ? a : b}: expected one of ${KNOWN_IFOS.join(", ")}`);
+  return Math.hypot(pa[0] - pb[0], pa[1] - pb[1], pa[2] - pb[2]) / SPEED_OF_LIGHT;
+}
+
+/** The largest light-travel time over every pair of the given detectors. */
+export function maxLightTravelTime(ifos: readonly string[]): { seconds: number; pair: [string, string] } {
+  let best = { seconds: 0, pair: [ifos[0] ?? "", ifos[1] ?? ""] as [string, string] };
+  for (let i = 0; i < ifos.length; i++)
+    for (let j = i + 1; j < ifos.length; j++) {
+      const t = lightTravelTime(ifos[i], ifos[j]);
+      if (t > best.seconds) best = { seconds: t, pair: [ifos[i], ifos[j]] };
+    }
+  return best;
+}
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800, y: JULIAN_YEAR };
+
+/**
+ * A duration such as `3600`, `"3600s"`, `"2h"`, `"30d"`, `"1.5y"` in seconds
+ * (m is minutes, y the Julian year). Returns NaN for anything else, so callers
+ * can word the error in their own context.
+ */
+export function parseDuration(value: string | number): number {
+  if (typeof value === "number") return Number.isFinite(value) ? value : Number.NaN;
+  const m = /^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*([smhdwy]?)\s*$/i.exec(value);
+  if (!m) return Number.NaN;
+  const n = Number(m[1] + (m[2] !== undefined ? `e${m[2]}` : ""));
+  return n * UNIT_SECONDS[(m[3] || "s").toLowerCase()];
+}
+
+/** A duration for people: "3.2 y", "41.0 d", "2.5 h", "96 s". */
+export function formatDuration(seconds: number): string {
+  const a = Math.abs(seconds);
+  if (a >= JULIAN_YEAR) return `${(seconds / JULIAN_YEAR).toFixed(2)} y`;
+  if (a >= 86_400) return `${(seconds / 86_400).toFixed(2)} d`;
+  if (a >= 3600) return `${(seconds / 3600).toFixed(2)} h`;
+  return `${Number(seconds.toFixed(3))} s`;
+}
+
+/**
+ * Shift vector k for n detectors with step δ: detector i is offset by i·k·δ,
+ * so every pair of detectors is slid by a distinct non-zero multiple of δ
+ * ([0, kδ] for two detectors, [0, kδ, 2kδ] for three). k = 0 is zero lag.
+ */
+export function shiftVector(k: number, step: number, nIfo: number): number[] {
+  return Array.from({ length: nIfo }, (_, i) => i * k * step);
+}
+
+export interface LivetimeOptions {
+  /** s of burn-in at the start of each segment (PSD estimate); no output there */
+  psdLength: number;
+  /** Hz: one detection-statistic sample per 1/rate s */
+  inferenceSamplingRate: number;
+  /** wrap the shifted detectors within the segment instead of losing max δ */
+  circular: boolean;
+  /**
+   * Circular slides only: a shift whose detector offsets, taken modulo the
+   * segment length, bring two detectors within this many seconds of each
+   * other (e.g. the light-travel time) is a disguised zero lag and yields 0.
+   */
+  minSeparation?: number;
+}
+
+// Guards floor() against products such as 3 * 0.1 landing a hair below an integer.
+const FLOOR_EPS = 1e-9;
+
+/**
+ * Number of detection-statistic samples a segment of length `duration` yields
+ * under shift vector `shift` (DESIGN.md livetime formula times the rate).
+ */
+export function livetimeSamples(duration: number, shift: readonly number[], o: LivetimeOptions): number {
+  const maxShift = shift.length ? Math.max(...shift) : 0;
+  if (o.circular) {
+    if (isDegenerateCircularShift(duration, shift, o.minSeparation ?? 0)) return 0;
+    return Math.max(0, Math.floor((duration - o.psdLength) * o.inferenceSamplingRate + FLOOR_EPS));
+  }
+  return Math.max(0, Math.floor((duration - maxShift - o.psdLength) * o.inferenceSamplingRate + FLOOR_EPS));
+}
+
+/** Livetime in seconds of one (segment, shift): DESIGN.md's formula exactly. */
+export function livetime(duration: number, shift: readonly number[], o: LivetimeOptions): number {
+  return livetimeSamples(duration, shift, o) / o.inferenceSamplingRate;
+}
+
+/** True when, modulo the segment length, two detectors' offsets are within `minSeparation` s. */
+export function isDegenerateCircularShift(duration: number, shift: readonly number[], minSeparation: number): boolean {
+  const sep = Math.max(minSeparation, FLOOR_EPS);
+  for (let i = 0; i < shift.length; i++)
+    for (let j = i + 1; j < shift.length; j++) {
+      const d = (((shift[j] - shift[i]) % duration) + duration) % duration;
+      if (d < sep || duration - d < sep) return true;
+    }
+  return false;
+}
+
+export interface ShiftChoice {
+  /** background shift vectors, k = 1..N (zero lag not included) */
+  shifts: number[][];
+  /** exact background livetime (s) of those shifts over the segments */
+  livetime: number;
+}
+
+/**
+ * The smallest N such that shifts k = 1..N reach `target` seconds of
+ * background over segments of the given lengths. Throws when no N can (the
+ * non-circular livetime of a shift falls to zero once max δ exceeds a
+ * segment), saying what the most reachable is.
+ */
+export function chooseShifts(
+  durations: readonly number[],
+  target: number,
+  step: number,
+  nIfo: number,
+  o: LivetimeOptions,
+  maxShifts = 10_000_000,
+): ShiftChoice {
+  const shifts: number[][] = [];
+  let samples = 0;
+  const targetSamples = Math.ceil(target * o.inferenceSamplingRate - FLOOR_EPS);
+  const reachable = () =>
+    `the most these segments give is ${formatDuration(samples / o.inferenceSamplingRate)} from ${shifts.length} shifts`;
+  if (o.circular && durations.every((d) => d <= o.psdLength))
+    throw new Error(`background.livetime: no segment is longer than psd_length (${o.psdLength} s)`);
+  for (let k = 1; samples < targetSamples; k++) {
+    if (k > maxShifts)
+      throw new Error(`background.livetime: more than ${maxShifts} shifts needed; use a larger step or a smaller target`);
+    const v = shiftVector(k, step, nIfo);
+    let n = 0;
+    for (const d of durations) n += livetimeSamples(d, v, o);
+    if (n === 0) {
+      // Non-circular livetime only falls as k grows: nothing more to gain.
+      if (!o.circular)
+        throw new Error(
+          `background.livetime: ${formatDuration(target)} cannot be reached with step ${step} s: ${reachable()} ` +
+            `(try circular: true, a smaller step, or more data)`,
+        );
+      continue; // circular: this k is a disguised zero lag in every segment
+    }
+    shifts.push(v);
+    samples += n;
+  }
+  return { shifts, livetime: samples / o.inferenceSamplingRate };
+}

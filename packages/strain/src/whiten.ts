@@ -1,0 +1,107 @@
+// Whitening: an inverse-ASD FIR of length fduration built from a Welch
+// median PSD, high-passed, applied by FFT convolution. Output is scaled so
+// white Gaussian noise over the full band would have unit variance (the
+// in-band one-sided PSD is 2 / sample_rate).
+import { FftFir, concat, hann } from "./fir.js";
+import { RealFFT } from "./fft.js";
+import { psdAt, welchPsd, type Psd } from "./psd.js";
+
+export interface WhitenOptions {
+  sampleRate: number;
+  /** seconds at the start of the data that estimate the PSD (aframe's psd_length) */
+  psdLength: number;
+  /** seconds, length of the whitening filter */
+  fduration: number;
+  /** Hz; the filter is zero below it */
+  highpass?: number;
+  /** seconds per Welch segment; defaults to fduration */
+  fftlength?: number;
+}
+
+export interface Whitened {
+  /** whitened samples aligned with the input; zero outside `valid` */
+  data: Float64Array;
+  /** [first, end) sample indices where the filter had full support */
+  valid: [number, number];
+  psd: Psd;
+  /** the FIR taps (length fduration·rate, centred) */
+  filter: Float64Array;
+}
+
+/** The inverse-ASD FIR: `ntaps` taps centred at ntaps/2, Hann-truncated. */
+export function inverseAsdFilter(psd: Psd, sampleRate: number, fduration: number, highpass = 0): Float64Array {
+  const n = Math.round(fduration * sampleRate);
+  if (n < 4 || (n & (n - 1)) !== 0) {
+    throw new RangeError(`fduration × sample_rate must be a power of two, got ${n} samples`);
+  }
+  const nf = n / 2 + 1;
+  const half = new Float64Array(n + 2);
+  const df = sampleRate / n;
+  for (let k = 1; k < nf - 1; k++) {
+    const f = k * df;
+    if (f < highpass) continue;
+    const p = psdAt(psd, f);
+    half[2 * k] = p > 0 ? 1 / Math.sqrt(p) : 0;
+  }
+  // zero-phase impulse response, rolled to the centre and truncated by a window
+  const imp = new RealFFT(n).inverse(half);
+  const w = hann(n, true);
+  const taps = new Float64Array(n);
+  const norm = Math.sqrt(2 / sampleRate);
+  for (let i = 0; i < n; i++) taps[i] = imp[(i + n / 2) % n] * w[i] * norm;
+  return taps;
+}
+
+/** Streaming whitener with a fixed filter; output sample i is aligned with input sample i. */
+export class Whitener {
+  readonly filter: Float64Array;
+  readonly #fir: FftFir;
+
+  constructor(filter: Float64Array) {
+    this.filter = filter;
+    this.#fir = new FftFir(filter, filter.length / 2);
+  }
+
+  static fromPsd(psd: Psd, o: Omit<WhitenOptions, "psdLength" | "fftlength">): Whitener {
+    return new Whitener(inverseAsdFilter(psd, o.sampleRate, o.fduration, o.highpass ?? 0));
+  }
+
+  /** Samples of filter edge on each side (fduration/2). */
+  get edge(): number {
+    return this.filter.length / 2;
+  }
+
+  push(x: ArrayLike<number>): Float64Array {
+    return this.#fir.push(x);
+  }
+
+  flush(): Float64Array {
+    return this.#fir.flush();
+  }
+}
+
+/** PSD from the first psdLength seconds, as whitening uses it. */
+export function burnInPsd(x: ArrayLike<number>, o: WhitenOptions): Psd {
+  const n = Math.round(o.psdLength * o.sampleRate);
+  if (x.length < n) throw new RangeError(`whitening needs psd_length ${o.psdLength} s (${n} samples), got ${x.length}`);
+  const head = ArrayBuffer.isView(x) ? (x as unknown as Float64Array).subarray(0, n) : Array.from(x).slice(0, n);
+  return welchPsd(head, o.sampleRate, { fftlength: o.fftlength ?? o.fduration });
+}
+
+/**
+ * Whitens a whole segment span (no NaN allowed): PSD from its first
+ * psdLength seconds, then the inverse-ASD filter over all of it.
+ */
+export function whiten(x: ArrayLike<number>, o: WhitenOptions): Whitened {
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) throw new RangeError(`cannot whiten: sample ${i} is not finite (NaN marks missing data)`);
+  }
+  const psd = burnInPsd(x, o);
+  const w = Whitener.fromPsd(psd, o);
+  const data = concat([w.push(x), w.flush()]);
+  const e = w.edge;
+  const valid: [number, number] = [Math.min(e, x.length), Math.max(Math.min(e, x.length), x.length - e)];
+  data.fill(0, 0, valid[0]);
+  data.fill(0, valid[1]);
+  return { data, valid, psd, filter: w.filter };
+}
