@@ -1,4 +1,29 @@
 export { CampaignSpec, type CampaignSpecInput } from "./schema.js";
 export { CampaignError, loadCampaign, parseCampaign, checkConsistency, type LoadedCampaign } from "./load.js";
+export { takeInventory, type DataInventory } from "./inventory.js";
+export {
+  planCampaign,
+  planSummary,
+  analysableSegments,
+  shiftOutputSpan,
+  livetimeOptions,
+  DEFAULT_SHIFTS_PER_JOB,
+  type Plan,
+  type PlanSummary,
+  type PlannedJob,
+} from "./plan.js";
+export { prepareCampaign, readInjectionTimes } from "./prepare.js";
+export { connectRedis, resolveRedisUrl, redactRedisUrl, checkEvictionPolicy } from "./redis.js";
+export { readMeta, listCampaigns, recordJobResult, recordJobFailure, specHash, type CampaignMeta } from "./store.js";
+export {
+  submitCampaign,
+  campaignStatus,
+  cancelCampaign,
+  openQueue,
+  jobOptions,
+  type SubmitResult,
+  type CampaignStatus,
+  type CancelResult,
+} from "./queue.js";
 export * from "./keys.js";
 export * from "./jobs.js";

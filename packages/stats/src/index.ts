@@ -1,1 +1,17 @@
-export {};
+export { windowSamples, integrate, cluster, type Series, type Clusters } from "./postprocess.js";
+export { JULIAN_YEAR_S, significance, countAtLeastSorted, farCurveSorted, thinFarCurve, type FarPoint, type Significance } from "./far.js";
+export { BackgroundSummary, chooseCapacity, DEFAULT_CAPACITY, DEFAULT_BIN_WIDTH, type SummaryOptions, type JobEvents } from "./summary.js";
+export { readEvents, readEventsFile, writeEvents, readColumns, readStrings, h5, SLICE_ROWS, type EventSet, type EventsFile, type ExtraGroup } from "./events-io.js";
+export { writeBackground, readBackground } from "./background-io.js";
+export {
+  loudestPerInjection,
+  injectionFars,
+  farThresholds,
+  foundAtThresholds,
+  sensitiveVolume,
+  efficiencyVsSnr,
+  type InjectionInput,
+  type FoundPoint,
+  type VolumePoint,
+  type EfficiencyBin,
+} from "./injections.js";

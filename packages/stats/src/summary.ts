@@ -121,8 +121,12 @@ export class BackgroundSummary {
 
   private addHist(offset: number, counts: ArrayLike<number>, sign: 1 | -1): void {
     if (counts.length === 0) return;
-    const lo = Math.min(offset, this.hist.length ? this.histOffset : offset);
-    const hi = Math.max(offset + counts.length, this.hist.length ? this.histOffset + this.hist.length : offset + counts.length);
+    if (this.hist.length === 0) {
+      this.hist = new Float64Array(counts.length);
+      this.histOffset = offset;
+    }
+    const lo = Math.min(offset, this.histOffset);
+    const hi = Math.max(offset + counts.length, this.histOffset + this.hist.length);
     if (lo !== this.histOffset || hi - lo !== this.hist.length) {
       const grown = new Float64Array(hi - lo);
       grown.set(this.hist, this.histOffset - lo);
