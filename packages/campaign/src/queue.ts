@@ -60,7 +60,8 @@ export async function submitCampaign(o: SubmitOptions): Promise<SubmitResult> {
   if (eviction) warnings.push(eviction);
 
   const summary = planSummary(plan);
-  const hash = specHash({ spec: o.campaign.spec, segments: summary.segments, shifts: plan.shiftTable, jobs: summary.jobs });
+  // Jobs are a function of these three, so the hash names the work exactly.
+  const hash = specHash({ spec: o.campaign.spec, segments: summary.segments, shifts: plan.shiftTable });
   const existing = await readMeta(redis, prefix, name);
   if (existing && existing.spec_hash !== hash)
     throw new Error(

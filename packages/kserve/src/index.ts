@@ -18,3 +18,8 @@
 //   pool       (pool.ts) ServerPool, registerServer, discoverServers, parseEndpoints
 export * from "./protos.js";
 export type * from "./messages.js";
+export * from "./tensors.js";
+export * from "./params.js";
+export * from "./client.js";
+export * from "./sequence.js";
+export * from "./pool.js";

@@ -61,7 +61,6 @@ export class SegmentList implements Iterable<Segment> {
     // reuse this object when nothing changed, so later calls are free too
     const same = out.length === this.segments.length && out.every((s, i) => s === this.segments[i]);
     this.#coalesced = same ? this : SegmentList.#ofCoalesced(out);
-    this.#coalesced.#coalesced = this.#coalesced;
     return this.#coalesced;
   }
 

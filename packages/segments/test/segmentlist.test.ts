@@ -95,6 +95,7 @@ describe("invert (~) within ±Infinity", () => {
 
   it("of bounded lists", () => {
     expect(P(L([0, 10], [20, 30]).invert())).toEqual([[-inf, 0], [10, 20], [30, inf]]);
+    expect(P(L([-1e300, 1e300]).invert())).toEqual([[-inf, -1e300], [1e300, inf]]);
   });
 
   it("of half-unbounded lists", () => {

@@ -3,7 +3,7 @@
 // sit in memory twice; written atomically (temporary file, then rename).
 
 import h5wasm from "h5wasm/node";
-import { mkdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
@@ -62,6 +62,7 @@ function fail(path: string, field: string, expected: string): never {
 }
 
 export function openH5(lib: typeof h5wasm, path: string): H5File {
+  if (!existsSync(path)) throw new Error(`${path}: no such file`);
   let f: H5File;
   try {
     f = new lib.File(path, "r");

@@ -105,8 +105,13 @@ export class BackgroundSummary {
     return this.dropped;
   }
 
+  /** Bin b holds [b·w, (b+1)·w) with the edges as computed in float64, so n at an edge is exact. */
   private bin(x: number): number {
-    return Math.floor(x / this.binWidth);
+    const w = this.binWidth;
+    let b = Math.floor(x / w);
+    if (x < b * w) b--;
+    else if (x >= (b + 1) * w) b++;
+    return b;
   }
 
   private nameIndex(id: string): number {

@@ -3,3 +3,8 @@ export { readStrainFileInfo, type StrainFileInfo } from "./info.js";
 export { Decimator, decimate, decimationFactor } from "./resample.js";
 export { welchPsd, type Psd } from "./psd.js";
 export { whiten, Whitener, inverseAsdFilter, burnInPsd, type WhitenOptions, type Whitened } from "./whiten.js";
+export { DetectorStream, type StrainSlice, type DetectorStreamOptions } from "./stream.js";
+export { readInjections, injectInto, type InjectionSet, type InjectTarget, type InjectOptions, type InjectReport } from "./injections.js";
+export { synthesize, type SynthOptions, type SynthResult } from "./synth.js";
+export { aLigoDesignPsd } from "./aligo.js";
+export { optimalSnr } from "./waveform.js";

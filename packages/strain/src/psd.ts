@@ -26,6 +26,9 @@ export function welchPsd(
   if (nper < 2 || (nper & (nper - 1)) !== 0) {
     throw new RangeError(`PSD fftlength × sample_rate must be a power of two, got ${nper} samples`);
   }
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) throw new RangeError(`PSD: sample ${i} is not finite (NaN marks missing data)`);
+  }
   const step = nper - Math.round((opts.overlap ?? 0.5) * nper);
   const nseg = x.length < nper ? 0 : Math.floor((x.length - nper) / step) + 1;
   if (nseg < 1) throw new RangeError(`PSD needs at least ${nper} samples, got ${x.length}`);
@@ -59,7 +62,6 @@ export function welchPsd(
     const med = nseg % 2 ? tmp[(nseg - 1) / 2] : 0.5 * (tmp[nseg / 2 - 1] + tmp[nseg / 2]);
     values[k] = med / bias;
   }
-  if (values.some((v) => !Number.isFinite(v))) throw new RangeError("PSD is not finite: the PSD stretch contains NaN or Inf");
   return { values, df: sampleRate / nper };
 }
 

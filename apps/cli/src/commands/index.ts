@@ -3,7 +3,8 @@ import { registerPlan } from "./plan.js";
 import { registerSubmit } from "./submit.js";
 import { registerStatus } from "./status.js";
 import { registerCancel } from "./cancel.js";
+import { registerSynth } from "./synth.js";
 
 // Each command lives in its own file and registers itself here; main.ts
 // stays a thin list. Add one import and one entry per command.
-export const registrations: Array<(program: Command) => void> = [registerPlan, registerSubmit, registerStatus, registerCancel];
+export const registrations: Array<(program: Command) => void> = [registerPlan, registerSubmit, registerStatus, registerCancel, registerSynth];

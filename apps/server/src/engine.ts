@@ -1,0 +1,701 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
+import {
+  configForOnnx,
+  listModelNames,
+  readModel,
+  readOnnxSignature,
+  selectVersions,
+  type ModelConfig,
+  type ModelEntry,
+} from "@timeslide/model-repo";
+import type { Logger } from "pino";
+import { InferenceError, invalid, notFound } from "./errors.js";
+import { OrtInstance } from "./instances.js";
+import { concatBatch, configToDatatype, elementCount, scalar, splitBatch, zeros, type Datatype, type HostTensor } from "./tensors.js";
+
+/** Triton's default max_sequence_idle_microseconds. */
+const DEFAULT_SEQUENCE_IDLE_US = 1_000_000;
+
+export interface SequenceFlags {
+  id: string | number | bigint;
+  start: boolean;
+  end: boolean;
+}
+
+export interface ExecRequest {
+  inputs: Map<string, HostTensor>;
+  sequence?: SequenceFlags;
+}
+
+class Duration {
+  count = 0;
+  ns = 0;
+  add(ns: number): void {
+    this.count++;
+    this.ns += ns;
+  }
+  toJSON() {
+    return { count: this.count, ns: Math.round(this.ns) };
+  }
+}
+
+/** Per model version counters, as Triton's ModelStatistics reports them. */
+export class VersionStats {
+  inference_count = 0;
+  execution_count = 0;
+  last_inference = 0;
+  success = new Duration();
+  fail = new Duration();
+  queue = new Duration();
+  compute_input = new Duration();
+  compute_infer = new Duration();
+  compute_output = new Duration();
+  readonly batch = new Map<number, { compute_input: Duration; compute_infer: Duration; compute_output: Duration }>();
+
+  addExecution(batch: number, inputNs: number, inferNs: number, outputNs: number): void {
+    this.execution_count++;
+    let b = this.batch.get(batch);
+    if (!b) this.batch.set(batch, (b = { compute_input: new Duration(), compute_infer: new Duration(), compute_output: new Duration() }));
+    b.compute_input.add(inputNs);
+    b.compute_infer.add(inferNs);
+    b.compute_output.add(outputNs);
+  }
+}
+
+interface TensorSpec {
+  name: string;
+  datatype: Datatype;
+  /** Full shape including the batch dimension (as -1) when max_batch_size > 0. */
+  dims: number[];
+  optional: boolean;
+  reshape?: number[];
+}
+
+interface ControlSpec {
+  name: string;
+  kind: string;
+  datatype: Datatype;
+  falseValue: number | boolean;
+  trueValue: number | boolean;
+}
+
+interface StateSpec {
+  input: string;
+  output: string;
+  datatype: Datatype;
+  dims: number[];
+  initial: () => HostTensor;
+}
+
+interface SequenceEntry {
+  state: Map<string, HostTensor>;
+  lastUsed: number;
+  tail: Promise<unknown>;
+}
+
+interface Job {
+  feeds: Map<string, HostTensor>;
+  batch: number;
+  enqueued: number;
+  resolve: (r: { outputs: Map<string, HostTensor>; inferNs: number; queueNs: number }) => void;
+  reject: (e: Error) => void;
+}
+
+const now = () => performance.now();
+const ms2ns = (ms: number) => ms * 1e6;
+
+/** One served version of a model. */
+abstract class ServedVersion {
+  readonly stats = new VersionStats();
+  inflight = 0;
+  private drained: (() => void) | undefined;
+  constructor(readonly version: number) {}
+  abstract close(): Promise<void>;
+
+  enter(): void {
+    this.inflight++;
+  }
+  leave(): void {
+    if (--this.inflight === 0 && this.drained) this.drained();
+  }
+  /** Resolves once no request is in flight (for unload without dropping requests). */
+  drain(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => (this.drained = r));
+  }
+}
+
+class OnnxVersion extends ServedVersion {
+  private readonly queue: Job[] = [];
+  constructor(
+    version: number,
+    readonly instances: OrtInstance[],
+    private readonly model: ServedModel,
+  ) {
+    super(version);
+  }
+
+  run(feeds: Map<string, HostTensor>, batch: number): Promise<{ outputs: Map<string, HostTensor>; inferNs: number; queueNs: number }> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ feeds, batch, enqueued: now(), resolve, reject });
+      this.pump();
+    });
+  }
+
+  // Give each free instance the oldest request; with dynamic batching, merge
+  // the compatible requests queued behind it, up to max_batch_size.
+  private pump(): void {
+    for (const inst of this.instances) {
+      if (this.queue.length === 0) return;
+      if (inst.busy) continue;
+      const first = this.queue.shift()!;
+      const jobs = [first];
+      if (this.model.dynamicBatching) {
+        let total = first.batch;
+        for (let i = 0; i < this.queue.length && total < this.model.maxBatchSize; ) {
+          const j = this.queue[i];
+          if (total + j.batch <= this.model.maxBatchSize && compatible(first.feeds, j.feeds)) {
+            jobs.push(j);
+            total += j.batch;
+            this.queue.splice(i, 1);
+          } else i++;
+        }
+      }
+      void this.execute(inst, jobs);
+    }
+  }
+
+  private async execute(inst: OrtInstance, jobs: Job[]): Promise<void> {
+    inst.busy = true;
+    const started = now();
+    try {
+      let feeds = jobs[0].feeds;
+      const sizes = jobs.map((j) => j.batch);
+      const t0 = now();
+      if (jobs.length > 1) {
+        feeds = new Map();
+        for (const name of jobs[0].feeds.keys()) feeds.set(name, concatBatch(jobs.map((j) => j.feeds.get(name)!)));
+      }
+      const t1 = now();
+      const r = await inst.run(feeds, this.model.fetches);
+      const t2 = now();
+      const parts = jobs.length > 1 ? splitOutputs(r.outputs, sizes) : [r.outputs];
+      const t3 = now();
+      this.stats.addExecution(
+        sizes.reduce((a, b) => a + b, 0),
+        ms2ns(t1 - t0),
+        r.inferNs,
+        ms2ns(t3 - t2),
+      );
+      jobs.forEach((j, i) => j.resolve({ outputs: parts[i], inferNs: r.inferNs, queueNs: ms2ns(started - j.enqueued) }));
+    } catch (e) {
+      for (const j of jobs) j.reject(e as Error);
+    } finally {
+      inst.busy = false;
+      this.pump();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    await Promise.all(this.instances.map((i) => i.close()));
+  }
+}
+
+class EnsembleVersion extends ServedVersion {
+  async close(): Promise<void> {
+    await this.drain();
+  }
+}
+
+function compatible(a: Map<string, HostTensor>, b: Map<string, HostTensor>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [name, t] of a) {
+    const u = b.get(name);
+    if (!u || u.datatype !== t.datatype || u.dims.length !== t.dims.length) return false;
+    for (let i = 1; i < t.dims.length; i++) if (u.dims[i] !== t.dims[i]) return false;
+  }
+  return true;
+}
+
+function splitOutputs(outputs: Map<string, HostTensor>, sizes: number[]): Map<string, HostTensor>[] {
+  const parts = sizes.map(() => new Map<string, HostTensor>());
+  for (const [name, t] of outputs) splitBatch(t, sizes).forEach((p, i) => parts[i].set(name, p));
+  return parts;
+}
+
+function cloneTensor(t: HostTensor): HostTensor {
+  return { datatype: t.datatype, dims: [...t.dims], data: t.data.slice() as HostTensor["data"] };
+}
+
+const fmtDims = (d: number[]) => `[${d.join(",")}]`;
+
+/** A model of the repository with its loaded versions, sequences and tensor specs. */
+export class ServedModel {
+  readonly versions = new Map<number, ServedVersion>();
+  readonly inputs: TensorSpec[];
+  readonly outputs: TensorSpec[];
+  readonly maxBatchSize: number;
+  readonly dynamicBatching: boolean;
+  readonly controls: ControlSpec[] = [];
+  readonly states: StateSpec[] = [];
+  readonly sequences = new Map<string, SequenceEntry>();
+  readonly sequenceIdleMs: number;
+  /** Outputs fetched from ONNX Runtime: the config's outputs and the state outputs. */
+  fetches: string[] | undefined;
+
+  constructor(
+    readonly entry: ModelEntry,
+    readonly config: ModelConfig,
+    readonly kind: "onnx" | "ensemble",
+  ) {
+    this.maxBatchSize = config.max_batch_size ?? 0;
+    const spec = (t: NonNullable<ModelConfig["input"]>[number], io: string): TensorSpec => {
+      let datatype: Datatype;
+      try {
+        datatype = configToDatatype(t.data_type);
+      } catch (e) {
+        throw new Error(`model '${config.name}' ${io} '${t.name}': ${(e as Error).message}`);
+      }
+      const dims = (t.dims ?? []).map(Number);
+      return {
+        name: t.name,
+        datatype,
+        dims: this.maxBatchSize > 0 ? [-1, ...dims] : dims,
+        optional: Boolean(t.optional),
+        reshape: t.reshape?.shape ? t.reshape.shape.map(Number) : undefined,
+      };
+    };
+    this.inputs = (config.input ?? []).map((t) => spec(t, "input"));
+    this.outputs = (config.output ?? []).map((t) => spec(t, "output"));
+    this.dynamicBatching = Boolean(config.dynamic_batching) && this.maxBatchSize > 0;
+    const sb = config.sequence_batching;
+    this.sequenceIdleMs = (Number(sb?.max_sequence_idle_microseconds) || DEFAULT_SEQUENCE_IDLE_US) / 1000;
+    if (sb) {
+      for (const ci of sb.control_input ?? []) {
+        for (const c of ci.control ?? []) {
+          let datatype: Datatype;
+          let pair: (number | boolean)[] = [0, 1];
+          if (c.int32_false_true?.length) (datatype = "INT32"), (pair = c.int32_false_true);
+          else if (c.fp32_false_true?.length) (datatype = "FP32"), (pair = c.fp32_false_true);
+          else if (c.bool_false_true?.length) (datatype = "BOOL"), (pair = c.bool_false_true);
+          else datatype = configToDatatype(c.data_type ?? "TYPE_UINT64");
+          this.controls.push({ name: ci.name, kind: c.kind ?? "CONTROL_SEQUENCE_START", datatype, falseValue: pair[0], trueValue: pair[1] });
+        }
+      }
+      for (const s of sb.state ?? []) {
+        const datatype = configToDatatype(s.data_type);
+        const dims = (s.dims ?? []).map(Number);
+        if (dims.some((d) => d < 0)) throw new Error(`model '${config.name}' state '${s.input_name}': dims ${fmtDims(dims)} must be fixed`);
+        const full = this.maxBatchSize > 0 ? [1, ...dims] : dims;
+        const init = s.initial_state?.[0];
+        let initial: () => HostTensor = () => zeros(datatype, full);
+        if (init?.data_file) {
+          const file = join(entry.dir, "initial_state", init.data_file);
+          const bytes = readFileSync(file);
+          initial = () => {
+            const t = zeros(datatype, full);
+            const d = t.data as Uint8Array;
+            new Uint8Array(d.buffer, d.byteOffset, d.byteLength).set(bytes.subarray(0, d.byteLength));
+            return t;
+          };
+        }
+        this.states.push({ input: s.input_name, output: s.output_name, datatype, dims: full, initial });
+      }
+    }
+    if (kind === "onnx") this.fetches = [...this.outputs.map((o) => o.name), ...this.states.map((s) => s.output)];
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get platform(): string {
+    return this.config.platform || (this.config.backend === "onnxruntime" ? "onnxruntime_onnx" : this.config.backend || "");
+  }
+
+  /** The highest loaded version, or the named one. */
+  pick(version: string | number | undefined): ServedVersion {
+    if (version === undefined || version === "" || version === -1 || version === "-1") {
+      const vs = [...this.versions.keys()].sort((a, b) => b - a);
+      if (!vs.length) throw new InferenceError(status.UNAVAILABLE, `Request for unknown model: '${this.name}' has no available versions`);
+      return this.versions.get(vs[0])!;
+    }
+    const v = this.versions.get(Number(version));
+    if (!v) throw notFound(this.name, String(version));
+    return v;
+  }
+
+  /** Checks names, data types and shapes against the config; returns the batch size. */
+  validate(inputs: Map<string, HostTensor>): number {
+    for (const name of inputs.keys()) {
+      if (!this.inputs.some((s) => s.name === name)) throw invalid(`unexpected inference input '${name}' for model '${this.name}'`);
+    }
+    const missing = this.inputs.filter((s) => !s.optional && !inputs.has(s.name)).map((s) => `'${s.name}'`);
+    if (missing.length) {
+      throw invalid(
+        `expected ${this.inputs.filter((s) => !s.optional).length} inputs but got ${inputs.size} inputs for model '${this.name}'; missing required input(s) ${missing.join(", ")}`,
+      );
+    }
+    let batch = 1;
+    let batchFrom = "";
+    for (const s of this.inputs) {
+      const t = inputs.get(s.name);
+      if (!t) continue;
+      if (t.datatype !== s.datatype) {
+        throw invalid(`inference input '${s.name}' data-type is '${t.datatype}', but model '${this.name}' expects '${s.datatype}'`);
+      }
+      const ok = t.dims.length === s.dims.length && s.dims.every((d, i) => d === -1 || d === t.dims[i]);
+      if (!ok) {
+        throw invalid(`unexpected shape for input '${s.name}' for model '${this.name}'. Expected ${fmtDims(s.dims)}, got ${fmtDims(t.dims)}`);
+      }
+      if (this.maxBatchSize > 0) {
+        const b = t.dims[0];
+        if (b < 1 || b > this.maxBatchSize) {
+          throw invalid(`inference request batch-size must be <= ${this.maxBatchSize} for '${this.name}' (input '${s.name}' has batch ${b})`);
+        }
+        if (batchFrom && b !== batch) {
+          throw invalid(`input '${s.name}' has batch size ${b} but input '${batchFrom}' has ${batch}; all inputs of '${this.name}' must have the same batch size`);
+        }
+        batch = b;
+        batchFrom = s.name;
+      }
+    }
+    for (const s of this.inputs) {
+      const t = inputs.get(s.name);
+      if (t && s.reshape) {
+        const dims = this.maxBatchSize > 0 ? [t.dims[0], ...s.reshape] : s.reshape;
+        if (elementCount(dims) !== elementCount(t.dims)) {
+          throw invalid(`input '${s.name}' of model '${this.name}': shape ${fmtDims(t.dims)} cannot be reshaped to ${fmtDims(dims)}`);
+        }
+        inputs.set(s.name, { ...t, dims });
+      }
+    }
+    return batch;
+  }
+
+  /** Drops sequences idle for longer than max_sequence_idle_microseconds. */
+  expireSequences(at: number): number {
+    let n = 0;
+    for (const [key, e] of this.sequences) {
+      if (at - e.lastUsed > this.sequenceIdleMs) {
+        this.sequences.delete(key);
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+export interface EngineOptions {
+  repository: string;
+  /** ONNX Runtime intra-op threads per model instance. */
+  threads: number;
+  logger: Logger;
+}
+
+export interface ModelIndexEntry {
+  name: string;
+  version: string;
+  state: "READY" | "UNAVAILABLE";
+  reason: string;
+}
+
+/** Loads the repository and executes requests: ONNX models, sequences with implicit state, ensembles. */
+export class Engine {
+  readonly models = new Map<string, ServedModel>();
+  private readonly failures = new Map<string, string>();
+  private readonly unloaded = new Set<string>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly loading = new Map<string, Promise<void>>();
+
+  constructor(private readonly opts: EngineOptions) {}
+
+  get ready(): boolean {
+    return this.failures.size === 0;
+  }
+
+  /** Loads every model of the repository (ensembles after the models they use). */
+  async loadAll(): Promise<void> {
+    const names = listModelNames(this.opts.repository);
+    const plain: string[] = [];
+    const ensembles: string[] = [];
+    for (const n of names) {
+      try {
+        (readModel(this.opts.repository, n).config.platform === "ensemble" ? ensembles : plain).push(n);
+      } catch (e) {
+        this.failures.set(n, (e as Error).message);
+        this.opts.logger.error({ model: n, err: (e as Error).message }, "model config failed");
+      }
+    }
+    await Promise.all(plain.map((n) => this.load(n).catch(() => {})));
+    for (const n of ensembles) await this.load(n).catch(() => {});
+    this.sweeper = setInterval(() => this.sweep(), 250);
+    this.sweeper.unref();
+  }
+
+  private sweep(): void {
+    const t = now();
+    for (const m of this.models.values()) {
+      const n = m.expireSequences(t);
+      if (n) this.opts.logger.info({ model: m.name, expired: n }, "idle sequences dropped");
+    }
+  }
+
+  /** (Re)loads a model: new versions come up before the old ones go, in-flight requests finish on the old. */
+  load(name: string): Promise<void> {
+    const prev = this.loading.get(name) ?? Promise.resolve();
+    const p = prev.catch(() => {}).then(() => this.loadNow(name));
+    this.loading.set(name, p);
+    return p;
+  }
+
+  private async loadNow(name: string): Promise<void> {
+    const log = this.opts.logger;
+    let model: ServedModel;
+    try {
+      const entry = readModel(this.opts.repository, name);
+      model = await this.build(entry);
+    } catch (e) {
+      const msg = `failed to load '${name}': ${(e as Error).message}`;
+      this.failures.set(name, msg);
+      log.error({ model: name, err: (e as Error).message }, "model load failed");
+      throw new InferenceError(status.INVALID_ARGUMENT, msg);
+    }
+    const old = this.models.get(name);
+    // Sequences carry over so a reload does not reset running streams.
+    if (old) for (const [k, v] of old.sequences) model.sequences.set(k, v);
+    this.models.set(name, model);
+    this.failures.delete(name);
+    this.unloaded.delete(name);
+    log.info({ model: name, versions: [...model.versions.keys()], platform: model.platform }, "model loaded");
+    if (old) void Promise.all([...old.versions.values()].map((v) => v.close()));
+  }
+
+  private async build(entry: ModelEntry): Promise<ServedModel> {
+    const config = structuredClone(entry.config);
+    const isEnsemble = config.platform === "ensemble";
+    const isOnnx = config.platform === "onnxruntime_onnx" || config.backend === "onnxruntime";
+    if (!isEnsemble && !isOnnx) {
+      throw new Error(`unsupported platform '${config.platform || config.backend}' (this server runs ONNX Runtime models and ensembles)`);
+    }
+    const versions = selectVersions(config.version_policy, entry.versions.length ? entry.versions : isEnsemble ? [1] : []);
+    if (!versions.length) throw new Error(`no version folder of ${entry.dir} matches the version policy`);
+    if (isEnsemble) {
+      for (const step of config.ensemble_scheduling?.step ?? []) {
+        if (!this.models.has(step.model_name)) throw new Error(`ensemble step model '${step.model_name}' is not loaded`);
+      }
+      const m = new ServedModel(entry, config, "ensemble");
+      for (const v of versions) m.versions.set(v, new EnsembleVersion(v));
+      return m;
+    }
+    const file = config.default_model_filename || "model.onnx";
+    // Triton's auto-complete: a config without inputs/outputs takes them from the ONNX graph.
+    if (!config.input?.length || !config.output?.length) {
+      const path = join(entry.dir, String(versions[versions.length - 1]), file);
+      const derived = configForOnnx(config.name, readOnnxSignature(readFileSync(path), path), config.max_batch_size ?? 0);
+      const stateInputs = new Set((config.sequence_batching?.state ?? []).map((s) => s.input_name));
+      const stateOutputs = new Set((config.sequence_batching?.state ?? []).map((s) => s.output_name));
+      const controls = new Set((config.sequence_batching?.control_input ?? []).map((c) => c.name));
+      if (!config.input?.length) config.input = derived.input!.filter((t) => !stateInputs.has(t.name) && !controls.has(t.name));
+      if (!config.output?.length) config.output = derived.output!.filter((t) => !stateOutputs.has(t.name));
+    }
+    const m = new ServedModel(entry, config, "onnx");
+    const count = Math.max(1, (config.instance_group ?? []).reduce((a, g) => a + (Number(g.count) || 1), 0));
+    try {
+      for (const v of versions) {
+        const path = join(entry.dir, String(v), file);
+        if (!existsSync(path)) throw new Error(`missing model file ${path}`);
+        const instances = Array.from({ length: count }, () => new OrtInstance(path, { intraOpNumThreads: this.opts.threads }));
+        m.versions.set(v, new OnnxVersion(v, instances, m));
+        await Promise.all(instances.map((i) => i.ready));
+        const have = new Set(instances[0].inputNames);
+        const wanted = [...m.inputs.map((i) => i.name), ...m.states.map((s) => s.input), ...m.controls.map((c) => c.name)];
+        const missing = wanted.filter((n) => !have.has(n));
+        if (missing.length) throw new Error(`${path}: model has no input(s) ${missing.map((n) => `'${n}'`).join(", ")} (it has ${[...have].join(", ")})`);
+        const outs = new Set(instances[0].outputNames);
+        const missingOut = (m.fetches ?? []).filter((n) => !outs.has(n));
+        if (missingOut.length) throw new Error(`${path}: model has no output(s) ${missingOut.map((n) => `'${n}'`).join(", ")}`);
+      }
+    } catch (e) {
+      await Promise.all([...m.versions.values()].map((v) => v.close()));
+      throw e;
+    }
+    return m;
+  }
+
+  async unload(name: string): Promise<void> {
+    const m = this.models.get(name);
+    if (!m) {
+      if (!listModelNames(this.opts.repository).includes(name)) throw invalid(`failed to unload '${name}', no version is available`);
+      return;
+    }
+    this.models.delete(name);
+    this.unloaded.add(name);
+    this.opts.logger.info({ model: name }, "model unloaded");
+    await Promise.all([...m.versions.values()].map((v) => v.close()));
+  }
+
+  index(readyOnly: boolean): ModelIndexEntry[] {
+    let names: string[] = [];
+    try {
+      names = listModelNames(this.opts.repository);
+    } catch {
+      names = [];
+    }
+    const all = new Set([...names, ...this.models.keys()]);
+    const out: ModelIndexEntry[] = [];
+    for (const name of [...all].sort()) {
+      const m = this.models.get(name);
+      if (m) {
+        for (const v of [...m.versions.keys()].sort((a, b) => a - b)) out.push({ name, version: String(v), state: "READY", reason: "" });
+      } else if (!readyOnly) {
+        const reason = this.failures.get(name) ?? (this.unloaded.has(name) ? "unloaded" : "not loaded");
+        out.push({ name, version: "", state: "UNAVAILABLE", reason });
+      }
+    }
+    return out;
+  }
+
+  model(name: string): ServedModel {
+    const m = this.models.get(name);
+    if (!m) {
+      if (this.failures.has(name) || this.unloaded.has(name)) {
+        throw new InferenceError(status.UNAVAILABLE, `Request for unknown model: '${name}' is not ready (${this.failures.get(name) ?? "unloaded"})`);
+      }
+      throw notFound(name);
+    }
+    return m;
+  }
+
+  /** Runs one request on a model (any kind); returns its outputs (without implicit-state outputs). */
+  async infer(name: string, version: string | number | undefined, req: ExecRequest): Promise<{ model: ServedModel; version: number; outputs: Map<string, HostTensor> }> {
+    const m = this.model(name);
+    const v = m.pick(version);
+    const t0 = now();
+    v.enter();
+    try {
+      const batch = m.validate(req.inputs);
+      const outputs = m.kind === "ensemble" ? await this.runEnsemble(m, req) : await this.runOnnx(m, v as OnnxVersion, req, batch);
+      v.stats.inference_count += m.maxBatchSize > 0 ? batch : 1;
+      if (m.kind === "ensemble") v.stats.execution_count++;
+      v.stats.success.add(ms2ns(now() - t0));
+      v.stats.last_inference = Date.now();
+      return { model: m, version: v.version, outputs };
+    } catch (e) {
+      v.stats.fail.add(ms2ns(now() - t0));
+      throw e;
+    } finally {
+      v.leave();
+    }
+  }
+
+  private async runOnnx(m: ServedModel, v: OnnxVersion, req: ExecRequest, batch: number): Promise<Map<string, HostTensor>> {
+    if (!m.config.sequence_batching) {
+      const r = await v.run(req.inputs, batch);
+      v.stats.queue.add(r.queueNs);
+      v.stats.compute_infer.add(r.inferNs);
+      return r.outputs;
+    }
+    const seq = req.sequence;
+    if (!seq) throw invalid(`inference request to model '${m.name}' must specify a non-zero or non-empty correlation ID`);
+    if (m.maxBatchSize > 0 && batch !== 1) throw invalid(`inference request to sequence model '${m.name}' must have batch size 1, got ${batch}`);
+    const key = typeof seq.id === "string" ? `s:${seq.id}` : `i:${BigInt(seq.id)}`;
+    let entry = m.sequences.get(key);
+    if (!entry) {
+      if (!seq.start) {
+        throw invalid(`inference request for sequence ${String(seq.id)} to model '${m.name}' must specify the START flag on the first request of the sequence`);
+      }
+      entry = { state: new Map(), lastUsed: now(), tail: Promise.resolve() };
+      m.sequences.set(key, entry);
+    }
+    const e = entry;
+    e.lastUsed = now();
+    // Requests of one sequence run one after another, in arrival order.
+    const result = e.tail.catch(() => {}).then(async () => {
+      if (seq.start) e.state.clear();
+      const feeds = new Map(req.inputs);
+      for (const s of m.states) feeds.set(s.input, e.state.has(s.input) ? cloneTensor(e.state.get(s.input)!) : s.initial());
+      const dims = m.maxBatchSize > 0 ? [1, 1] : [1];
+      for (const c of m.controls) {
+        let value: number | bigint | boolean | string;
+        if (c.kind === "CONTROL_SEQUENCE_START") value = seq.start ? c.trueValue : c.falseValue;
+        else if (c.kind === "CONTROL_SEQUENCE_END") value = seq.end ? c.trueValue : c.falseValue;
+        else if (c.kind === "CONTROL_SEQUENCE_READY") value = c.trueValue;
+        else value = typeof seq.id === "string" ? seq.id : BigInt(seq.id);
+        feeds.set(c.name, scalar(c.datatype, dims, typeof value === "boolean" ? (value ? 1 : 0) : value));
+      }
+      const r = await v.run(feeds, batch);
+      v.stats.queue.add(r.queueNs);
+      v.stats.compute_infer.add(r.inferNs);
+      const outputs = new Map(r.outputs);
+      for (const s of m.states) {
+        const t = outputs.get(s.output);
+        outputs.delete(s.output);
+        if (t) e.state.set(s.input, t);
+      }
+      e.lastUsed = now();
+      if (seq.end && m.sequences.get(key) === e) m.sequences.delete(key);
+      return outputs;
+    });
+    e.tail = result;
+    return result;
+  }
+
+  private async runEnsemble(m: ServedModel, req: ExecRequest): Promise<Map<string, HostTensor>> {
+    const steps = m.config.ensemble_scheduling?.step ?? [];
+    const tensors = new Map(req.inputs);
+    // Tensors read by several steps are copied for all but one (inputs move to worker threads).
+    const uses = new Map<string, number>();
+    for (const s of steps) for (const t of Object.values(s.input_map ?? {})) uses.set(t, (uses.get(t) ?? 0) + 1);
+    for (const o of m.outputs) uses.set(o.name, (uses.get(o.name) ?? 0) + 1);
+    const done = new Set<number>();
+    while (done.size < steps.length) {
+      const ready = steps.map((s, i) => ({ s, i })).filter(({ s, i }) => !done.has(i) && Object.values(s.input_map ?? {}).every((t) => tensors.has(t)));
+      if (!ready.length) {
+        const waiting = steps.filter((_, i) => !done.has(i)).map((s) => s.model_name);
+        throw new InferenceError(status.INTERNAL, `ensemble '${m.name}': step(s) ${waiting.join(", ")} wait for tensors no step produces`);
+      }
+      await Promise.all(
+        ready.map(async ({ s, i }) => {
+          done.add(i);
+          const inputs = new Map<string, HostTensor>();
+          for (const [modelInput, tensor] of Object.entries(s.input_map ?? {})) {
+            const t = tensors.get(tensor)!;
+            const left = (uses.get(tensor) ?? 1) - 1;
+            uses.set(tensor, left);
+            inputs.set(modelInput, left > 0 ? cloneTensor(t) : t);
+          }
+          let r;
+          try {
+            r = await this.infer(s.model_name, s.model_version ?? -1, { inputs, sequence: req.sequence });
+          } catch (e) {
+            if (e instanceof InferenceError) throw new InferenceError(e.code, `in ensemble '${m.name}': ${e.message}`);
+            throw e;
+          }
+          for (const [modelOutput, tensor] of Object.entries(s.output_map ?? {})) {
+            const t = r.outputs.get(modelOutput);
+            if (!t) throw new InferenceError(status.INTERNAL, `ensemble '${m.name}': model '${s.model_name}' gave no output '${modelOutput}'`);
+            tensors.set(tensor, t);
+          }
+        }),
+      );
+    }
+    const out = new Map<string, HostTensor>();
+    for (const o of m.outputs) {
+      const t = tensors.get(o.name);
+      if (!t) throw new InferenceError(status.INTERNAL, `ensemble '${m.name}': no step produces output '${o.name}'`);
+      out.set(o.name, t);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    const all = [...this.models.values()];
+    this.models.clear();
+    await Promise.all(all.flatMap((m) => [...m.versions.values()].map((v) => v.close())));
+  }
+}

@@ -1,0 +1,305 @@
+import * as grpc from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
+import { loadInferenceProtos } from "@timeslide/kserve";
+import type {
+  GRPCInferenceServiceHandlers,
+  HealthHandlers,
+  InferParameter__Output,
+  ModelInferRequest__Output,
+  ModelInferResponse,
+  ModelStreamInferResponse,
+} from "@timeslide/kserve";
+import { pino, type Logger } from "pino";
+import { z } from "zod";
+import { Engine, type SequenceFlags, type ServedModel } from "./engine.js";
+import { InferenceError, invalid, toGrpcError } from "./errors.js";
+import { decodeContents, decodeRaw, encodeRaw, isDatatype, type HostTensor } from "./tensors.js";
+
+export const SERVER_NAME = "timeslide";
+export const SERVER_VERSION = "0.1.0";
+export const SERVER_EXTENSIONS = ["sequence", "model_repository", "model_configuration", "statistics", "parameters", "binary_tensor_data"];
+
+const optionsSchema = z.object({
+  repository: z.string().min(1, "repository: a model repository directory is required"),
+  host: z.string().default("0.0.0.0"),
+  port: z.number().int().min(0).max(65535).default(8001),
+  threads: z.number().int().min(1).max(256).default(1),
+  logger: z.custom<Logger>().optional(),
+});
+
+export type ServerOptions = z.input<typeof optionsSchema>;
+
+export interface RunningServer {
+  /** The bound port (useful with port 0). */
+  port: number;
+  engine: Engine;
+  close(): Promise<void>;
+}
+
+function param(p: InferParameter__Output | undefined): boolean | number | bigint | string | undefined {
+  if (!p) return undefined;
+  const c = p.parameter_choice ?? (Object.keys(p).find((k) => k.endsWith("_param")) as InferParameter__Output["parameter_choice"]);
+  switch (c) {
+    case "bool_param":
+      return Boolean(p.bool_param);
+    case "string_param":
+      return p.string_param;
+    case "double_param":
+      return Number(p.double_param);
+    case "int64_param":
+    case "uint64_param": {
+      const big = BigInt(String(p[c]));
+      return Number.isSafeInteger(Number(big)) ? Number(big) : big;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** sequence_id (int64/uint64 or string), sequence_start, sequence_end; undefined when id is absent or 0/"". */
+export function readSequence(params: Record<string, InferParameter__Output> | undefined): SequenceFlags | undefined {
+  const id = param(params?.sequence_id);
+  if (id === undefined || id === 0 || id === "" || typeof id === "boolean") return undefined;
+  if (typeof id === "number" && !Number.isInteger(id)) throw invalid(`sequence_id must be an integer or a string, got ${id}`);
+  return { id, start: param(params?.sequence_start) === true, end: param(params?.sequence_end) === true };
+}
+
+/** Decodes a ModelInferRequest's tensors (raw_input_contents or typed contents). */
+export function decodeInputs(req: ModelInferRequest__Output): Map<string, HostTensor> {
+  const raw = req.raw_input_contents ?? [];
+  if (raw.length && raw.length !== req.inputs.length) {
+    throw invalid(`expected ${req.inputs.length} raw_input_contents (one per input) but got ${raw.length} for model '${req.model_name}'`);
+  }
+  const out = new Map<string, HostTensor>();
+  req.inputs.forEach((t, i) => {
+    if (!isDatatype(t.datatype)) throw invalid(`input '${t.name}': unknown datatype '${t.datatype}'`);
+    const dims = t.shape.map(Number);
+    if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw invalid(`input '${t.name}': bad shape [${t.shape.join(",")}]`);
+    if (out.has(t.name)) throw invalid(`input '${t.name}' is given more than once`);
+    out.set(t.name, raw.length ? decodeRaw(t.name, t.datatype, dims, raw[i]) : decodeContents(t.name, t.datatype, dims, (t.contents ?? {}) as never));
+  });
+  return out;
+}
+
+function shape(dims: number[]): number[] {
+  return dims;
+}
+
+/** The ModelConfig answer: the parsed config.pbtxt, with Triton's version_policy default filled in. */
+function configMessage(m: ServedModel): Record<string, unknown> {
+  const c: Record<string, unknown> = structuredClone(m.config);
+  if (!c.version_policy) c.version_policy = { latest: { num_versions: 1 } };
+  return c;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`startServer: ${issue.path.join(".")}: ${issue.message}`);
+  }
+  const o = parsed.data;
+  const log = o.logger ?? pino({ name: "timeslide-server" });
+  const engine = new Engine({ repository: o.repository, threads: o.threads, logger: log });
+  await engine.loadAll();
+
+  const protos = loadInferenceProtos();
+
+  const respond = async (req: ModelInferRequest__Output): Promise<ModelInferResponse> => {
+    const inputs = decodeInputs(req);
+    const sequence = readSequence(req.parameters);
+    const r = await engine.infer(req.model_name, req.model_version, { inputs, sequence });
+    let names = r.model.outputs.map((x) => x.name);
+    if (req.outputs?.length) {
+      for (const o of req.outputs) {
+        if (!r.outputs.has(o.name)) throw invalid(`unexpected inference output '${o.name}' for model '${req.model_name}'`);
+      }
+      names = req.outputs.map((x) => x.name);
+    }
+    const outputs = [];
+    const raw: Buffer[] = [];
+    for (const name of names) {
+      const t = r.outputs.get(name);
+      if (!t) continue;
+      outputs.push({ name, datatype: t.datatype, shape: shape(t.dims) });
+      raw.push(encodeRaw(t));
+    }
+    const parameters: ModelInferResponse["parameters"] = {};
+    if (sequence) {
+      parameters.sequence_id = typeof sequence.id === "string" ? { string_param: sequence.id } : { int64_param: String(sequence.id) };
+    }
+    return { model_name: req.model_name, model_version: String(r.version), id: req.id, outputs, raw_output_contents: raw, parameters };
+  };
+
+  const unary = <Req, Res>(fn: (req: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> => {
+    return (call, callback) => {
+      Promise.resolve()
+        .then(() => fn(call.request))
+        .then(
+          (res) => callback(null, res),
+          (e) => {
+            const { code, details } = toGrpcError(e);
+            if (code === status.INTERNAL) log.error({ err: details }, "request failed");
+            callback({ code, details, name: "Error", message: details });
+          },
+        );
+    };
+  };
+
+  const handlers: GRPCInferenceServiceHandlers = {
+    ServerLive: unary(() => ({ live: true })),
+    ServerReady: unary(() => ({ ready: engine.ready })),
+    ModelReady: unary((req) => {
+      const m = engine.models.get(req.name);
+      if (!m) return { ready: false };
+      if (req.version) return { ready: m.versions.has(Number(req.version)) };
+      return { ready: m.versions.size > 0 };
+    }),
+    ServerMetadata: unary(() => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS })),
+    ModelMetadata: unary((req) => {
+      const m = engine.model(req.name);
+      if (req.version) m.pick(req.version);
+      const meta = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.dims });
+      return {
+        name: m.name,
+        versions: [...m.versions.keys()].sort((a, b) => a - b).map(String),
+        platform: m.platform,
+        inputs: m.inputs.map(meta),
+        outputs: m.outputs.map(meta),
+      };
+    }),
+    ModelConfig: unary((req) => {
+      const m = engine.model(req.name);
+      if (req.version) m.pick(req.version);
+      return { config: configMessage(m) as never };
+    }),
+    ModelStatistics: unary((req) => {
+      const models = req.name ? [engine.model(req.name)] : [...engine.models.values()];
+      const model_stats = [];
+      for (const m of models) {
+        const versions = req.version ? [m.pick(req.version)] : [...m.versions.values()];
+        for (const v of versions) {
+          const s = v.stats;
+          model_stats.push({
+            name: m.name,
+            version: String(v.version),
+            last_inference: s.last_inference,
+            inference_count: s.inference_count,
+            execution_count: s.execution_count,
+            inference_stats: {
+              success: s.success.toJSON(),
+              fail: s.fail.toJSON(),
+              queue: s.queue.toJSON(),
+              compute_input: s.compute_input.toJSON(),
+              compute_infer: s.compute_infer.toJSON(),
+              compute_output: s.compute_output.toJSON(),
+            },
+            batch_stats: [...s.batch.entries()]
+              .sort((a, b) => a[0] - b[0])
+              .map(([batch_size, b]) => ({
+                batch_size,
+                compute_input: b.compute_input.toJSON(),
+                compute_infer: b.compute_infer.toJSON(),
+                compute_output: b.compute_output.toJSON(),
+              })),
+          });
+        }
+      }
+      return { model_stats };
+    }),
+    RepositoryIndex: unary((req) => ({ models: engine.index(Boolean(req.ready)) })),
+    RepositoryModelLoad: unary(async (req) => {
+      if (!req.model_name) throw invalid("RepositoryModelLoad: model_name is required");
+      await engine.load(req.model_name);
+      return {};
+    }),
+    RepositoryModelUnload: unary(async (req) => {
+      if (!req.model_name) throw invalid("RepositoryModelUnload: model_name is required");
+      await engine.unload(req.model_name);
+      return {};
+    }),
+    ModelInfer: unary(respond),
+    ModelStreamInfer: (call) => {
+      let pending = 0;
+      let ended = false;
+      const finish = () => {
+        if (ended && pending === 0) call.end();
+      };
+      call.on("data", (req: ModelInferRequest__Output) => {
+        pending++;
+        respond(req)
+          .then(
+            (infer_response): ModelStreamInferResponse => ({ error_message: "", infer_response }),
+            (e): ModelStreamInferResponse => {
+              const { code, details } = toGrpcError(e);
+              if (code === status.INTERNAL) log.error({ err: details }, "stream request failed");
+              // In-band: the stream stays open; the response names the request.
+              return { error_message: details, infer_response: { id: req.id, model_name: req.model_name, model_version: req.model_version } };
+            },
+          )
+          .then((msg) => {
+            if (!call.cancelled && call.writable) call.write(msg);
+          })
+          .finally(() => {
+            pending--;
+            finish();
+          });
+      });
+      call.on("end", () => {
+        ended = true;
+        finish();
+      });
+      call.on("error", () => {});
+    },
+  };
+
+  const SERVICES = new Set(["", "inference.GRPCInferenceService"]);
+  const healthStatus = (service: string) => (SERVICES.has(service) ? (engine.ready ? "SERVING" : "NOT_SERVING") : undefined);
+  const health: HealthHandlers = {
+    Check: (call, callback) => {
+      const s = healthStatus(call.request.service);
+      if (!s) callback({ code: status.NOT_FOUND, details: `unknown service '${call.request.service}'`, name: "Error", message: "" });
+      else callback(null, { status: s });
+    },
+    Watch: (call) => {
+      call.write({ status: healthStatus(call.request.service) ?? "SERVICE_UNKNOWN" });
+      // Answers once and stays open until the client goes away.
+      call.on("cancelled", () => call.end());
+    },
+  };
+
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": -1,
+    "grpc.max_send_message_length": -1,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 5000,
+  });
+  server.addService(protos.GRPCInferenceService.service, handlers);
+  server.addService(protos.Health.service, health);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  log.info({ port, repository: o.repository, threads: o.threads, models: [...engine.models.keys()] }, "inference server listening");
+  let closed = false;
+  return {
+    port,
+    engine,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      await engine.close();
+    },
+  };
+}
+
+export { InferenceError };

@@ -1,0 +1,272 @@
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import fc from "fast-check";
+import h5wasm from "h5wasm/node";
+import { SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
+import { parseCampaign, planCampaign, shiftOutputSpan, livetimeOptions, type DataInventory } from "@timeslide/campaign";
+import { FIXTURES, tempDir, writeCampaign } from "./helpers.js";
+
+const CLI = join(import.meta.dirname, "../../../apps/cli/dist/main.js");
+
+/** Good seconds of one detector from its files' DQ masks, computed bit by bit (no segment code). */
+async function goodSeconds(ifo: string, t0: number, n: number, flags: string[]): Promise<boolean[]> {
+  await h5wasm.ready;
+  const good = new Array<boolean>(n).fill(false);
+  for (const start of [1187008000, 1187008128]) {
+    const f = new h5wasm.File(join(FIXTURES, "gwosc", `${ifo[0]}-${ifo}_GWOSC_512HZ_R1-${start}-128.hdf5`), "r");
+    const names = (f.get("quality/simple/DQShortnames") as any).value as string[];
+    const mask = (f.get("quality/simple/DQmask") as any).value as Int32Array;
+    const bits = flags.map((fl) => 1 << names.indexOf(fl));
+    mask.forEach((m, i) => (good[start - t0 + i] = bits.every((b) => (m & b) !== 0)));
+    f.close();
+  }
+  return good;
+}
+
+function runs(good: boolean[], t0: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let s = -1;
+  good.forEach((g, i) => {
+    if (g && s < 0) s = i;
+    if (!g && s >= 0) (out.push([t0 + s, t0 + i]), (s = -1));
+  });
+  if (s >= 0) out.push([t0 + s, t0 + good.length]);
+  return out;
+}
+
+describe("plan on GWOSC files written by h5py", () => {
+  it("reports the segments and livetimes an independent interval computation gives, to the second", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const psd = 16, isr = 4, minDuration = 50, step = 3, nShifts = 7;
+      const file = writeCampaign(
+        dir,
+        `name: fixture-plan
+ifos: [H1, L1]
+data:
+  files: ["${FIXTURES}/gwosc/H-H1_*.hdf5", "${FIXTURES}/gwosc/L-L1_*.hdf5"]
+  sample_rate: 256
+  segments: { flags: [DATA, CBC_CAT1], min_duration: ${minDuration} }
+inference: { psd_length: ${psd}, kernel_length: 1, inference_sampling_rate: ${isr} }
+background: { shifts: ${nShifts}, step: ${step}, max_job_duration: 40 }
+`,
+      );
+      const out = execFileSync(process.execPath, [CLI, "plan", file, "--json"], { encoding: "utf8" });
+      const plan = JSON.parse(out);
+
+      const t0 = 1187008000, n = 256;
+      const h1 = await goodSeconds("H1", t0, n, ["DATA", "CBC_CAT1"]);
+      const l1 = await goodSeconds("L1", t0, n, ["DATA", "CBC_CAT1"]);
+      const coincident = runs(h1.map((g, i) => g && l1[i]), t0);
+      const kept = coincident.filter(([a, b]) => b - a >= minDuration);
+      expect(coincident.length).toBeGreaterThan(kept.length); // one coincident segment is too short
+      expect(kept.some(([a, b]) => a < 1187008128 && b > 1187008128)).toBe(true); // one crosses the file boundary
+      expect(plan.segments).toEqual(kept);
+
+      const fg = kept.reduce((acc, [a, b]) => acc + Math.floor((b - a - psd) * isr) / isr, 0);
+      let bg = 0;
+      for (let k = 1; k <= nShifts; k++) for (const [a, b] of kept) bg += Math.max(0, Math.floor((b - a - k * step - psd) * isr) / isr);
+      expect(plan.livetime.foreground_s).toBe(fg);
+      expect(plan.livetime.background_s).toBe(bg);
+      expect(plan.shifts).toEqual(Array.from({ length: nShifts }, (_, i) => [0, (i + 1) * step]));
+      expect(plan.jobs.foreground).toBeGreaterThan(kept.length); // segments were split (max_job_duration 40 s)
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("chooses the smallest number of shifts that reaches a livetime target", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = writeCampaign(
+        dir,
+        `name: fixture-target
+ifos: [H1, L1]
+data:
+  files: ["${FIXTURES}/gwosc/*.hdf5"]
+  sample_rate: 512
+  segments: { min_duration: 32 }
+inference: { psd_length: 16, kernel_length: 1 }
+background: { livetime: 2000s, step: 1.5 }
+`,
+      );
+      const plan = JSON.parse(execFileSync(process.execPath, [CLI, "plan", file, "--json"], { encoding: "utf8" }));
+      const lengths = plan.segments.map(([a, b]: number[]) => b - a);
+      const total = (n: number) => {
+        let s = 0;
+        for (let k = 1; k <= n; k++) for (const L of lengths) s += Math.max(0, Math.floor((L - 1.5 * k - 16) * 4) / 4);
+        return s;
+      };
+      const N = plan.shifts.length;
+      expect(total(N)).toBeGreaterThanOrEqual(2000);
+      expect(total(N - 1)).toBeLessThan(2000);
+      expect(plan.livetime.background_s).toBe(total(N));
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe("refusals name the file, the field and what was expected", () => {
+  const base = (extra: Partial<Record<"files" | "bg" | "ifos" | "seg" | "top", string>> = {}) => `name: refuse
+ifos: ${extra.ifos ?? "[H1, L1]"}
+data:
+  files: ${extra.files ?? `["${FIXTURES}/gwosc/*.hdf5"]`}
+  sample_rate: 512
+  segments: ${extra.seg ?? "{ min_duration: 32 }"}
+inference: { psd_length: 16, kernel_length: 1 }
+background: ${extra.bg ?? "{ shifts: 3 }"}
+${extra.top ?? ""}`;
+
+  const cases: Array<[string, string, RegExp]> = [
+    ["unknown field", base({ top: "outptu: x\n" }), /campaign\.yaml: \(top level\): unknown field "outptu"/],
+    ["step as a string", base({ bg: '{ shifts: 3, step: "1s" }' }), /campaign\.yaml: background\.step: expected a number of seconds, got "1s"/],
+    ["step below light travel", base({ bg: "{ shifts: 3, step: 0.005 }" }), /background\.step: expected a number > 0\.0100 s \(the H1–L1 light-travel time\), got 0\.005/],
+    ["glob matching nothing", base({ files: '["nothing/*.hdf5"]' }), /data\.files\[0\]: "nothing\/\*\.hdf5" matches no file/],
+    ["detector with no files", base({ ifos: "[H1, V1]", bg: "{ shifts: 3, step: 1 }" }), /no file holds V1 data/],
+    ["no analysable time", base({ seg: "{ min_duration: 500 }" }), /data gives no analysable time: good data H1 \d+ s, L1 \d+ s/],
+    ["both livetime and shifts", base({ bg: "{ shifts: 3, livetime: 1d }" }), /background: give exactly one of livetime/],
+    ["unreachable target", base({ bg: "{ livetime: 10y }" }), /background\.livetime: 10\.00 y cannot be reached with step 1 s/],
+    ["rate that does not divide", base().replace("sample_rate: 512", "sample_rate: 300"), /data\.sample_rate: expected a rate that divides H1's 512 Hz/],
+  ];
+  for (const [label, yaml, message] of cases) {
+    it(label, () => {
+      const { dir, cleanup } = tempDir();
+      try {
+        const file = writeCampaign(dir, yaml);
+        const r = spawnSync(process.execPath, [CLI, "plan", file], { encoding: "utf8" });
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toMatch(message);
+      } finally {
+        cleanup();
+      }
+    });
+  }
+});
+
+describe("splitting segments into jobs", () => {
+  const arb = fc.record({
+    lengths: fc.array(fc.integer({ min: 20, max: 900 }), { minLength: 1, maxLength: 6 }),
+    psd: fc.integer({ min: 4, max: 32 }),
+    isr: fc.constantFrom(1, 2, 4, 16),
+    maxJob: fc.integer({ min: 40, max: 400 }),
+    step: fc.constantFrom(0.25, 1, 3, 7.5),
+    nShifts: fc.integer({ min: 1, max: 40 }),
+    perJob: fc.integer({ min: 1, max: 8 }),
+    circular: fc.boolean(),
+  });
+
+  it("changes no livetime, keeps spans inside segments and names every job uniquely", () => {
+    fc.assert(
+      fc.property(arb, (p) => {
+        fc.pre(p.maxJob > p.psd + 1);
+        let t = 1_000_000_000;
+        const segs: Array<[number, number]> = p.lengths.map((L) => {
+          const s: [number, number] = [t, t + L];
+          t += L + 10;
+          return s;
+        });
+        const c = parseCampaign(
+          `name: prop
+ifos: [H1, L1]
+data: { files: [x], sample_rate: 256, segments: { min_duration: 1 } }
+inference: { psd_length: ${p.psd}, kernel_length: 1, inference_sampling_rate: ${p.isr}, fduration: 1 }
+background: { shifts: ${p.nShifts}, step: ${p.step}, max_job_duration: ${p.maxJob}, shifts_per_job: ${p.perJob}, circular: ${p.circular} }
+`,
+          "/tmp/prop.yaml",
+        );
+        const list = new SegmentList(segs);
+        const inventory: DataInventory = { files: {}, sampleRate: {}, coverage: {}, good: { H1: list, L1: list }, warnings: [] };
+        const fgTotal = p.lengths.reduce((a, L) => a + livetimeSamples(L, [0, 0], livetimeOptions(c)), 0);
+        fc.pre(fgTotal > 0);
+        const plan = planCampaign(c, { inventory });
+        const o = livetimeOptions(c);
+
+        // livetime per kind equals the DESIGN.md formula summed over whole segments
+        let bg = 0;
+        for (let k = 1; k <= p.nShifts; k++) for (const L of p.lengths) bg += livetimeSamples(L, shiftVector(k, p.step, 2), o);
+        expect(plan.livetime.background_s).toBe(bg / p.isr);
+        expect(plan.livetime.foreground_s).toBe(fgTotal / p.isr);
+        const sum = (kind: string) => plan.jobs.filter((j) => j.payload.kind === kind).reduce((a, j) => a + j.payload.livetime * p.isr, 0);
+        expect(sum("background")).toBe(bg);
+        expect(sum("foreground")).toBe(fgTotal);
+
+        const ids = new Set<string>();
+        for (const j of plan.jobs) {
+          expect(j.id).not.toContain(":");
+          expect(ids.has(j.id)).toBe(false);
+          ids.add(j.id);
+          const [s, e] = j.payload.segment;
+          const [c0, c1] = j.payload.span;
+          expect(c0).toBeGreaterThanOrEqual(s);
+          expect(c1).toBeLessThanOrEqual(e);
+          expect(c1 - c0).toBeLessThanOrEqual(p.maxJob);
+          expect(j.payload.shifts.length).toBeLessThanOrEqual(p.perJob);
+          // the job's own livetime is the sum of its per-shift output spans
+          let own = 0;
+          for (const k of j.payload.shifts) {
+            const [a, b] = shiftOutputSpan(j.payload.segment, j.payload.span, plan.shiftTable[k], o);
+            own += b - a;
+            // non-circular: every detector's shifted read stays inside the segment
+            if (!p.circular) expect(b + Math.max(...plan.shiftTable[k])).toBeLessThanOrEqual(e + 1e-9);
+          }
+          expect(own).toBeCloseTo(j.payload.livetime, 9);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe("data the planner refuses", () => {
+  it("refuses files of one detector with inconsistent sample spacing, naming both files", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const { writeGwoscFile } = await import("./helpers.js");
+      await writeGwoscFile(join(dir, "H-H1-1000000000-64.hdf5"), { ifo: "H1", start: 1_000_000_000, duration: 64, rate: 256 });
+      await writeGwoscFile(join(dir, "H-H1-1000000064-64.hdf5"), { ifo: "H1", start: 1_000_000_064, duration: 64, rate: 128 });
+      await writeGwoscFile(join(dir, "L-L1-1000000000-128.hdf5"), { ifo: "L1", start: 1_000_000_000, duration: 128, rate: 256 });
+      const file = writeCampaign(
+        dir,
+        `name: spacing
+ifos: [H1, L1]
+data: { files: ["*.hdf5"], sample_rate: 128, segments: { min_duration: 32 } }
+inference: { psd_length: 16, kernel_length: 1, highpass: 16 }
+background: { shifts: 2 }
+`,
+      );
+      const r = spawnSync(process.execPath, [CLI, "plan", file], { encoding: "utf8" });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/H1 files disagree on the sample spacing: .*H-H1-1000000064-64\.hdf5 has 0\.0078125 s \(128 Hz\), .*H-H1-1000000000-64\.hdf5 has 0\.00390625 s \(256 Hz\)/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("plans files it wrote itself: gaps in both detectors and a file boundary", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const { writeGwoscFile } = await import("./helpers.js");
+      const t = 1_000_000_000;
+      await writeGwoscFile(join(dir, "H-H1-a.hdf5"), { ifo: "H1", start: t, duration: 200, rate: 64, bad: [[50, 60]] });
+      await writeGwoscFile(join(dir, "H-H1-b.hdf5"), { ifo: "H1", start: t + 200, duration: 200, rate: 64 });
+      await writeGwoscFile(join(dir, "L-L1-a.hdf5"), { ifo: "L1", start: t, duration: 400, rate: 64, bad: [[300, 305]] });
+      const file = writeCampaign(
+        dir,
+        `name: own
+ifos: [H1, L1]
+data: { files: ["H-*.hdf5", "L-*.hdf5"], sample_rate: 64, segments: { min_duration: 45 } }
+inference: { psd_length: 16, kernel_length: 1, highpass: 16, inference_sampling_rate: 2 }
+background: { shifts: 1, step: 2 }
+`,
+      );
+      const plan = JSON.parse(execFileSync(process.execPath, [CLI, "plan", file, "--json"], { encoding: "utf8" }));
+      expect(plan.segments).toEqual([[t, t + 50], [t + 60, t + 300], [t + 305, t + 400]]);
+      expect(plan.livetime.foreground_s).toBe(34 + 224 + 79);
+      expect(plan.livetime.background_s).toBe(32 + 222 + 77);
+    } finally {
+      cleanup();
+    }
+  });
+});

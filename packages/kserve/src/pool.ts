@@ -1,0 +1,388 @@
+// A pool of inference servers: endpoints from a list or from Redis (where
+// servers register themselves with a TTL), least-outstanding-requests
+// balancing with a per-server in-flight limit, periodic health checks,
+// and sequences that fail over to another server mid-stream.
+import type { Redis } from "ioredis";
+import * as grpc from "@grpc/grpc-js";
+import { z } from "zod";
+import { InferenceClient, KServeError, isServerFailure, type CallOptions, type ClientOptions, type InferRequest, type InferResult, type InferStream } from "./client.js";
+import { SequenceStream, noServerError, type CarrierProvider, type SequenceCarrier, type SequenceStreamOptions } from "./sequence.js";
+
+const endpointSchema = z
+  .string()
+  .trim()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, "expected host:port");
+
+/** "host:port,host:port" (or an array) -> checked endpoint list, duplicates removed. */
+export function parseEndpoints(input: string | readonly string[], where = "servers"): string[] {
+  const items = (typeof input === "string" ? input.split(",") : [...input]).map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new Error(`${where}: no endpoints given (expected "host:port,host:port")`);
+  const out: string[] = [];
+  items.forEach((item, i) => {
+    const r = endpointSchema.safeParse(item);
+    if (!r.success) throw new Error(`${where}[${i}]: "${item}" is not an endpoint: expected host:port`);
+    const port = Number(item.slice(item.lastIndexOf(":") + 1));
+    if (port < 1 || port > 65535) throw new Error(`${where}[${i}]: port ${port} out of range 1-65535`);
+    if (!out.includes(item)) out.push(item);
+  });
+  return out;
+}
+
+// ---- Redis registry ------------------------------------------------------
+//
+// One sorted set per prefix, `<prefix>:servers`, member = endpoint,
+// score = expiry time in ms by the Redis server's clock (so clients and
+// servers on machines with skewed clocks agree). A server refreshes its
+// entry every ttl/3; discovery drops expired members.
+
+export function registryKey(prefix: string): string {
+  return `${prefix}:servers`;
+}
+
+async function redisNowMs(redis: Redis): Promise<number> {
+  const [s, us] = await redis.time();
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
+export interface Registration {
+  /** Stops refreshing and removes the entry. */
+  stop(): Promise<void>;
+}
+
+/** Registers `endpoint` under `prefix` for `ttlSeconds`, refreshed until stop(). */
+export async function registerServer(redis: Redis, prefix: string, endpoint: string, ttlSeconds: number): Promise<Registration> {
+  parseEndpoints(endpoint, "registerServer endpoint");
+  if (!(ttlSeconds > 0)) throw new RangeError(`registerServer: ttlSeconds = ${ttlSeconds} must be > 0`);
+  const key = registryKey(prefix);
+  const refresh = async () => {
+    const now = await redisNowMs(redis);
+    await redis.zadd(key, now + ttlSeconds * 1000, endpoint);
+  };
+  await refresh();
+  let stopped = false;
+  const timer = setInterval(() => {
+    if (!stopped) refresh().catch(() => undefined); // a missed refresh only shortens the lease
+  }, Math.max(100, (ttlSeconds * 1000) / 3));
+  timer.unref();
+  return {
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      await redis.zrem(key, endpoint);
+    },
+  };
+}
+
+/** Endpoints currently registered under `prefix` (expired entries are removed). */
+export async function discoverServers(redis: Redis, prefix: string): Promise<string[]> {
+  const key = registryKey(prefix);
+  const now = await redisNowMs(redis);
+  await redis.zremrangebyscore(key, "-inf", now);
+  const members = await redis.zrangebyscore(key, now, "+inf");
+  return members.filter((m) => endpointSchema.safeParse(m).success).sort();
+}
+
+// ---- pool ----------------------------------------------------------------
+
+export interface ServerPoolOptions {
+  /** Fixed endpoints: "host:port,..." or a list. */
+  endpoints?: string | readonly string[];
+  /** Servers registered in Redis under this prefix (see registerServer). */
+  discovery?: { redis: Redis; prefix: string; intervalMs?: number };
+  /** Most requests in flight on one server; default 32. */
+  maxInFlightPerServer?: number;
+  /** Health-check period; default 2000 ms. */
+  healthIntervalMs?: number;
+  /** Deadline of one health probe; default 1000 ms. */
+  healthTimeoutMs?: number;
+  /** Also require this model to be ready on a server. */
+  model?: string;
+  /** Options for each server's client (endpoint excluded). */
+  client?: Omit<ClientOptions, "endpoint">;
+}
+
+export interface ServerState {
+  endpoint: string;
+  healthy: boolean;
+  inFlight: number;
+  /** Requests served since the pool started (answered or failed). */
+  served: number;
+  lastError?: string;
+}
+
+interface Entry {
+  endpoint: string;
+  client: InferenceClient;
+  stream?: InferStream;
+  healthy: boolean;
+  /** Still listed (by the endpoint list or by Redis). */
+  listed: boolean;
+  inFlight: number;
+  served: number;
+  waiters: Array<() => void>;
+  lastError?: string;
+}
+
+/** A sticky per-server carrier: the server's shared stream, re-opened if it broke. */
+class ServerCarrier implements SequenceCarrier {
+  constructor(
+    readonly endpoint: string,
+    private readonly stream: () => InferStream,
+  ) {}
+  infer(req: InferRequest, opts?: { deadlineMs?: number; signal?: AbortSignal }): Promise<InferResult> {
+    return this.stream().infer(req, opts);
+  }
+}
+
+export class ServerPool implements CarrierProvider {
+  private readonly entries = new Map<string, Entry>();
+  private readonly limit: number;
+  private readonly opts: ServerPoolOptions;
+  private readonly anyWaiters: Array<() => void> = [];
+  private healthTimer?: NodeJS.Timeout;
+  private discoveryTimer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(opts: ServerPoolOptions) {
+    if (!opts.endpoints && !opts.discovery) throw new Error("ServerPool: give endpoints or discovery");
+    this.opts = opts;
+    this.limit = opts.maxInFlightPerServer ?? 32;
+    if (!Number.isInteger(this.limit) || this.limit < 1) throw new RangeError(`ServerPool: maxInFlightPerServer = ${this.limit} must be a positive integer`);
+    if (opts.endpoints) for (const e of parseEndpoints(opts.endpoints)) this.add(e);
+  }
+
+  /** Builds a pool, discovers servers and runs a first health check. */
+  static async create(opts: ServerPoolOptions): Promise<ServerPool> {
+    const pool = new ServerPool(opts);
+    await pool.start();
+    return pool;
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.discovery) await this.discover();
+    await this.checkHealth();
+    this.healthTimer = setInterval(() => void this.checkHealth(), this.opts.healthIntervalMs ?? 2000);
+    this.healthTimer.unref();
+    if (this.opts.discovery) {
+      this.discoveryTimer = setInterval(() => void this.discover().catch(() => undefined), this.opts.discovery.intervalMs ?? 5000);
+      this.discoveryTimer.unref();
+    }
+  }
+
+  private add(endpoint: string): Entry {
+    let e = this.entries.get(endpoint);
+    if (!e) {
+      e = {
+        endpoint,
+        client: new InferenceClient({ ...(this.opts.client ?? {}), endpoint }),
+        healthy: false,
+        listed: true,
+        inFlight: 0,
+        served: 0,
+        waiters: [],
+      };
+      this.entries.set(endpoint, e);
+    }
+    e.listed = true;
+    return e;
+  }
+
+  /** Re-reads the Redis registry: new servers join, vanished ones take no new work. */
+  async discover(): Promise<string[]> {
+    const d = this.opts.discovery;
+    if (!d) return [...this.entries.keys()];
+    const found = await discoverServers(d.redis, d.prefix);
+    const fixed = this.opts.endpoints ? parseEndpoints(this.opts.endpoints) : [];
+    for (const e of this.entries.values()) e.listed = fixed.includes(e.endpoint) || found.includes(e.endpoint);
+    for (const ep of found) {
+      const isNew = !this.entries.has(ep);
+      const e = this.add(ep);
+      if (isNew) await this.probe(e);
+    }
+    return found;
+  }
+
+  private async probe(e: Entry): Promise<void> {
+    const probe = { deadlineMs: this.opts.healthTimeoutMs ?? 1000 };
+    try {
+      const ok =
+        (await e.client.serverReady(probe)) && (!this.opts.model || (await e.client.modelReady(this.opts.model, "", probe)));
+      this.setHealthy(e, ok, ok ? undefined : "not ready");
+    } catch (err) {
+      this.setHealthy(e, false, (err as Error).message);
+    }
+  }
+
+  async checkHealth(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => this.probe(e)));
+  }
+
+  private setHealthy(e: Entry, healthy: boolean, reason?: string): void {
+    e.healthy = healthy;
+    e.lastError = reason;
+    if (healthy) this.wakeAny();
+    else {
+      // Waiters of a dead server go ahead and fail fast on it.
+      for (const w of e.waiters.splice(0)) w();
+    }
+  }
+
+  /** Snapshot of every server's state. */
+  servers(): ServerState[] {
+    return [...this.entries.values()].map((e) => ({
+      endpoint: e.endpoint,
+      healthy: e.healthy,
+      inFlight: e.inFlight,
+      served: e.served,
+      lastError: e.lastError,
+    }));
+  }
+
+  private usable(e: Entry, exclude?: ReadonlySet<string>): boolean {
+    return e.healthy && e.listed && !(exclude?.has(e.endpoint) ?? false);
+  }
+
+  /** Least outstanding requests among usable servers (ties: fewest served). */
+  private pick(exclude?: ReadonlySet<string>, needCapacity = false): Entry | undefined {
+    let best: Entry | undefined;
+    for (const e of this.entries.values()) {
+      if (!this.usable(e, exclude)) continue;
+      if (needCapacity && e.inFlight >= this.limit) continue;
+      if (!best || e.inFlight < best.inFlight || (e.inFlight === best.inFlight && e.served < best.served)) best = e;
+    }
+    return best;
+  }
+
+  private wakeAny(): void {
+    for (const w of this.anyWaiters.splice(0)) w();
+  }
+
+  private release(e: Entry): void {
+    e.inFlight--;
+    e.served++;
+    const w = e.waiters.shift();
+    if (w) w();
+    else this.wakeAny();
+  }
+
+  /** Waits for a slot on a specific server (FIFO). */
+  private async slotOn(e: Entry): Promise<void> {
+    if (e.inFlight < this.limit && e.waiters.length === 0) {
+      e.inFlight++;
+      return;
+    }
+    if (!e.healthy) {
+      e.inFlight++;
+      return; // let it fail fast rather than wait forever
+    }
+    await new Promise<void>((resolve) => e.waiters.push(resolve));
+    e.inFlight++;
+  }
+
+  /** Waits for a slot on whichever usable server has one. */
+  private async slotAny(exclude?: ReadonlySet<string>, signal?: AbortSignal, waitMs = 30_000): Promise<Entry> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      if (this.closed) throw noServerError("pool closed");
+      const e = this.pick(exclude, true);
+      if (e) {
+        e.inFlight++;
+        return e;
+      }
+      const remaining = until - Date.now();
+      if (remaining <= 0) {
+        const states = this.servers().map((s) => `${s.endpoint} ${s.healthy ? `in flight ${s.inFlight}` : `unhealthy (${s.lastError ?? "?"})`}`);
+        throw noServerError(`no server with capacity within ${waitMs} ms: ${states.join("; ") || "no servers known"}`);
+      }
+      if (signal?.aborted) throw new KServeError({ code: grpc.status.CANCELLED, details: "aborted while waiting for a server", endpoint: "pool" });
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.min(remaining, 250)); // also re-check for health changes
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        this.anyWaiters.push(done);
+      });
+    }
+  }
+
+  /** The server's shared stream (all sequences on it multiplex), re-opened when broken. */
+  private streamOf(e: Entry): InferStream {
+    if (!e.stream || !e.stream.usable) e.stream = e.client.openStream();
+    return e.stream;
+  }
+
+  private markFailed(e: Entry, err: Error): void {
+    this.setHealthy(e, false, err.message);
+  }
+
+  /**
+   * Unary inference on the least-loaded server; on a server failure the
+   * request is retried on another server (at most `retries` times).
+   * Requests that belong to a sequence must go through openSequence().
+   */
+  async infer(req: InferRequest, opts: CallOptions & { retries?: number } = {}): Promise<InferResult> {
+    if (req.sequence) throw new Error("ServerPool.infer: sequence requests need openSequence() (they are sticky to one server)");
+    const tried = new Set<string>();
+    const retries = opts.retries ?? 2;
+    for (let attempt = 0; ; attempt++) {
+      const e = await this.slotAny(tried.size < this.entries.size ? tried : undefined, opts.signal, opts.deadlineMs ?? 30_000);
+      try {
+        return await e.client.infer(req, opts);
+      } catch (err) {
+        if (!isServerFailure(err) || attempt >= retries || (err as KServeError).code === grpc.status.DEADLINE_EXCEEDED) throw err;
+        tried.add(e.endpoint);
+        this.markFailed(e, err as Error);
+      } finally {
+        this.release(e);
+      }
+    }
+  }
+
+  // CarrierProvider ------------------------------------------------------
+
+  async acquire(exclude: ReadonlySet<string>): Promise<SequenceCarrier> {
+    let e = this.pick(exclude) ?? this.pick();
+    if (!e) {
+      await this.checkHealth();
+      e = this.pick(exclude) ?? this.pick();
+    }
+    if (!e) {
+      const states = this.servers().map((s) => `${s.endpoint}: ${s.lastError ?? "unhealthy"}`);
+      throw noServerError(`no healthy server for the sequence (${states.join("; ") || "no servers known"})`);
+    }
+    const entry = e;
+    return new ServerCarrier(entry.endpoint, () => this.streamOf(entry));
+  }
+
+  failed(carrier: SequenceCarrier, err: Error): void {
+    const e = this.entries.get(carrier.endpoint);
+    if (e) this.markFailed(e, err);
+  }
+
+  begin(carrier: SequenceCarrier): Promise<void> {
+    const e = this.entries.get(carrier.endpoint);
+    return e ? this.slotOn(e) : Promise.resolve();
+  }
+
+  done(carrier: SequenceCarrier): void {
+    const e = this.entries.get(carrier.endpoint);
+    if (e) this.release(e);
+  }
+
+  /** A snapshotter sequence on the least-loaded server, failing over to others. */
+  openSequence(opts: Omit<SequenceStreamOptions, "carrier">): SequenceStream {
+    return new SequenceStream({ ...opts, carrier: this });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.healthTimer);
+    clearInterval(this.discoveryTimer);
+    this.wakeAny();
+    for (const e of this.entries.values()) {
+      e.stream?.cancel();
+      e.client.close();
+    }
+  }
+}
