@@ -274,6 +274,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 5000,
   });
+  if (process.env.TS_WIN) { const so = (server as any).commonServerOptions; so.settings = { ...(so.settings ?? {}), initialWindowSize: 16 * 1024 * 1024 }; }
   server.addService(protos.GRPCInferenceService.service, handlers);
   server.addService(protos.Health.service, health);
   const port = await new Promise<number>((resolve, reject) =>

@@ -1,7 +1,10 @@
 import { z } from "zod";
+import { formatGps } from "@timeslide/segments";
 
 export const JOB_KINDS = ["background", "foreground", "injection"] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
+/** Short kind names: job names and ids (they are stored with every job). */
+export const JOB_TAG: Record<JobKind, string> = { background: "bg", foreground: "fg", injection: "inj" };
 
 const gpsPair = z.tuple([z.number(), z.number()]).refine(([a, b]) => a <= b, "start must not exceed end");
 
@@ -18,8 +21,10 @@ export const JobPayload = z.strictObject({
   segment: gpsPair,
   /** reference-detector span [c0, c1): the first psd_length s are burn-in, output runs from c0 + psd_length */
   span: gpsPair,
-  /** shift-table indices analysed by this job */
-  shifts: z.array(z.number().int().nonnegative()).min(1),
+  /** shift-table indices analysed by this job, as inclusive ranges [first, last] (compact in Redis) */
+  shifts: z
+    .array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).refine(([a, b]) => a <= b, "first must not exceed last"))
+    .min(1),
   /** planned livetime of the job (s), summed over its shifts */
   livetime: z.number().nonnegative(),
 });
@@ -53,19 +58,32 @@ export const JobFailure = z.object({
 });
 export type JobFailure = z.infer<typeof JobFailure>;
 
+/** The shift-table indices of a job, expanded from its ranges. */
+export function shiftIndices(payload: Pick<JobPayload, "shifts">): number[] {
+  const out: number[] = [];
+  for (const [a, b] of payload.shifts) for (let k = a; k <= b; k++) out.push(k);
+  return out;
+}
+
+/** Sorted indices as inclusive ranges: [1,2,3,7] -> [[1,3],[7,7]]. */
+export function toRanges(indices: readonly number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const k of indices) {
+    const last = out[out.length - 1];
+    if (last && k === last[1] + 1) last[1] = k;
+    else out.push([k, k]);
+  }
+  return out;
+}
+
 /**
  * Deterministic job id: kind, span start (GPS) and first shift index. BullMQ
  * forbids ':' in ids and refuses integer-like ids; these never are either.
  */
 export function jobId(kind: JobKind, spanStart: number, firstShift: number): string {
-  const tag = kind === "background" ? "bg" : kind === "foreground" ? "fg" : "inj";
-  return `${tag}-${formatGps(spanStart)}-k${firstShift}`;
+  return `${JOB_TAG[kind]}-${formatGps(spanStart)}-k${firstShift}`;
 }
 
-/** GPS time printed exactly, without exponent (ids and file names). */
-export function formatGps(t: number): string {
-  return Number.isInteger(t) ? t.toFixed(0) : String(t);
-}
 
 /** Validate a payload from Redis, naming the job on failure. */
 export function parseJobPayload(id: string | undefined, data: unknown): JobPayload {

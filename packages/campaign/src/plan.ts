@@ -10,17 +10,7 @@ import {
 } from "@timeslide/segments";
 import { CampaignError, type LoadedCampaign } from "./load.js";
 import type { DataInventory } from "./inventory.js";
-import { jobId, type JobKind, type JobPayload } from "./jobs.js";
-
-/**
- * Default number of shifts one background job carries. The reference
- * detector is read and whitened once per job, the slid detectors over the
- * span plus (last − first shift): with 32 consecutive 1 s shifts on a 4096 s
- * span that is < 1% extra, while reading and whitening cost 1/32 of one job
- * per shift. 32 also keeps a job to a few CPU-minutes of inference on the
- * demo model and ~1.5 days of background, so retries lose little.
- */
-export const DEFAULT_SHIFTS_PER_JOB = 32;
+import { jobId, toRanges, type JobKind, type JobPayload } from "./jobs.js";
 
 export interface PlannedJob {
   id: string;
@@ -147,7 +137,7 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
 
   const chunkSamples = Math.floor((spec.background.max_job_duration - o.psdLength) * isr + 1e-9);
   const chunk = chunkSamples / isr;
-  const perJob = spec.background.shifts_per_job ?? DEFAULT_SHIFTS_PER_JOB;
+  const budget = Math.max(1, Math.floor(spec.background.job_livetime * isr));
 
   const injTimes = inputs.injectionTimes ? Float64Array.from(inputs.injectionTimes).sort() : undefined;
   let injInside = 0;
@@ -162,7 +152,7 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
       kind,
       segment: [seg.start, seg.end],
       span,
-      shifts,
+      shifts: toRanges(shifts),
       livetime: samples / isr,
     };
     list.push({ id: jobId(kind, span[0], shifts[0]), payload });
@@ -193,19 +183,24 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
       }
 
       // Background: the shifts that leave this chunk any output, packed in
-      // runs of consecutive shifts so the slid detectors' reads overlap.
+      // runs of consecutive shifts up to job_livetime. The reference detector
+      // is read and whitened once per job and the slid ones over the span
+      // plus (last - first shift), so a job of many shifts pays its
+      // shift-independent cost once; the budget keeps jobs of even size
+      // (short chunks take more shifts), so retries lose little and the
+      // queue stays balanced.
       let group: number[] = [];
       let groupSamples = 0;
       for (let k = 1; k < shiftTable.length; k++) {
         const n = inChunk(nShift[k]);
         if (n === 0) continue;
-        group.push(k);
-        groupSamples += n;
-        if (group.length === perJob) {
+        if (group.length && groupSamples + n > budget) {
           add(bgJobs, "background", seg, span, group, groupSamples);
           group = [];
           groupSamples = 0;
         }
+        group.push(k);
+        groupSamples += n;
       }
       if (group.length) add(bgJobs, "background", seg, span, group, groupSamples);
     }

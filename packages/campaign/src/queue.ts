@@ -5,24 +5,31 @@ import type { LoadedCampaign } from "./load.js";
 import { planSummary, type Plan } from "./plan.js";
 import { readMeta, specHash, type CampaignMeta } from "./store.js";
 import { checkEvictionPolicy } from "./redis.js";
-import type { JobPayload } from "./jobs.js";
+import { JOB_TAG, type JobPayload } from "./jobs.js";
 
 /**
- * Job options stored with every job. Completed jobs are removed at once (their
- * summary lives in the campaign's results hash); failed ones are kept for a
- * week for inspection, at most 10^4.
+ * Options stored with every job: only what BullMQ needs per job. Retention
+ * is the workers' setting (RETENTION), so it is not repeated in each job.
  */
 export function jobOptions(attempts: number) {
-  return {
-    attempts,
-    backoff: { type: "exponential" as const, delay: 5_000 },
-    removeOnComplete: true,
-    removeOnFail: { age: 7 * 86_400, count: 10_000 },
-  };
+  return { attempts, backoff: { type: "exponential" as const, delay: 5_000 } };
 }
 
+/**
+ * Retention, applied by workers: completed jobs are removed at once (their
+ * summary lives in the campaign's results hash); failed ones are kept a week
+ * for inspection, at most 10^4.
+ */
+export const RETENTION = {
+  removeOnComplete: { count: 0 },
+  removeOnFail: { age: 7 * 86_400, count: 10_000 },
+} as const;
+
+/** BullMQ's event stream is capped: with 10^5 jobs its default would hold 10^4 events. */
+const EVENTS_MAX_LEN = 1000;
+
 export function openQueue(redis: Redis, prefix: string, campaign: string): Queue<JobPayload> {
-  return new Queue<JobPayload>(queueName(campaign), { connection: redis, prefix });
+  return new Queue<JobPayload>(queueName(campaign), { connection: redis, prefix, streams: { events: { maxLen: EVENTS_MAX_LEN } } });
 }
 
 export interface SubmitResult {
@@ -115,7 +122,7 @@ export async function submitCampaign(o: SubmitOptions): Promise<SubmitResult> {
       const fresh = chunk.filter((_, k) => !present[k]);
       skipped += chunk.length - fresh.length;
       if (fresh.length) {
-        await queue.addBulk(fresh.map((j) => ({ name: j.payload.kind, data: j.payload, opts: { ...opts, jobId: j.id } })));
+        await queue.addBulk(fresh.map((j) => ({ name: JOB_TAG[j.payload.kind], data: j.payload, opts: { ...opts, jobId: j.id } })));
         added += fresh.length;
       }
       o.onProgress?.(Math.min(i + chunkSize, plan.jobs.length), plan.jobs.length);

@@ -85,7 +85,8 @@ export const CampaignSpec = z.strictObject({
       step: z.number({ error: (i) => expected("a number of seconds", i.input) }).default(1.0),
       circular: z.boolean({ error: (i) => expected("true or false", i.input) }).default(false),
       max_job_duration: positive("a duration in s > 0").default(4096),
-      shifts_per_job: positiveInt("an integer number of shifts > 0").optional(),
+      /** background livetime one job analyses at most: its chunk's shifts are packed up to this */
+      job_livetime: duration('a duration such as 86400 or "2d"').default(2 * 86_400),
     })
     .refine((b) => (b.livetime === undefined) !== (b.shifts === undefined), {
       message: "give exactly one of livetime (a target) or shifts (a count or a list)",

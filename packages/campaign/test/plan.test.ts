@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import h5wasm from "h5wasm/node";
 import { SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
-import { parseCampaign, planCampaign, shiftOutputSpan, livetimeOptions, type DataInventory } from "@timeslide/campaign";
+import { parseCampaign, planCampaign, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, type DataInventory } from "@timeslide/campaign";
 import { FIXTURES, tempDir, writeCampaign } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "../../../apps/cli/dist/main.js");
@@ -131,18 +131,29 @@ ${extra.top ?? ""}`;
     ["rate that does not divide", base().replace("sample_rate: 512", "sample_rate: 300"), /data\.sample_rate: expected a rate that divides H1's 512 Hz/],
   ];
   for (const [label, yaml, message] of cases) {
-    it(label, () => {
+    it(label, async () => {
       const { dir, cleanup } = tempDir();
       try {
         const file = writeCampaign(dir, yaml);
-        const r = spawnSync(process.execPath, [CLI, "plan", file], { encoding: "utf8" });
-        expect(r.status).not.toBe(0);
-        expect(r.stderr).toMatch(message);
+        await expect(prepareCampaign(file)).rejects.toThrow(message);
       } finally {
         cleanup();
       }
     });
   }
+
+  it("the command exits with status 2 and the message on stderr", () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = writeCampaign(dir, cases[1][1]);
+      const r = spawnSync(process.execPath, [CLI, "plan", file], { encoding: "utf8" });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(cases[1][2]);
+      expect(r.stdout).toBe("");
+    } finally {
+      cleanup();
+    }
+  });
 });
 
 describe("splitting segments into jobs", () => {
@@ -153,7 +164,7 @@ describe("splitting segments into jobs", () => {
     maxJob: fc.integer({ min: 40, max: 400 }),
     step: fc.constantFrom(0.25, 1, 3, 7.5),
     nShifts: fc.integer({ min: 1, max: 40 }),
-    perJob: fc.integer({ min: 1, max: 8 }),
+    jobLivetime: fc.integer({ min: 1, max: 3000 }),
     circular: fc.boolean(),
   });
 
@@ -172,7 +183,7 @@ describe("splitting segments into jobs", () => {
 ifos: [H1, L1]
 data: { files: [x], sample_rate: 256, segments: { min_duration: 1 } }
 inference: { psd_length: ${p.psd}, kernel_length: 1, inference_sampling_rate: ${p.isr}, fduration: 1 }
-background: { shifts: ${p.nShifts}, step: ${p.step}, max_job_duration: ${p.maxJob}, shifts_per_job: ${p.perJob}, circular: ${p.circular} }
+background: { shifts: ${p.nShifts}, step: ${p.step}, max_job_duration: ${p.maxJob}, job_livetime: ${p.jobLivetime}, circular: ${p.circular} }
 `,
           "/tmp/prop.yaml",
         );
@@ -202,10 +213,12 @@ background: { shifts: ${p.nShifts}, step: ${p.step}, max_job_duration: ${p.maxJo
           expect(c0).toBeGreaterThanOrEqual(s);
           expect(c1).toBeLessThanOrEqual(e);
           expect(c1 - c0).toBeLessThanOrEqual(p.maxJob);
-          expect(j.payload.shifts.length).toBeLessThanOrEqual(p.perJob);
+          const shifts = shiftIndices(j.payload);
+          // packed up to job_livetime, but never fewer than one shift
+          if (shifts.length > 1) expect(j.payload.livetime).toBeLessThanOrEqual(p.jobLivetime);
           // the job's own livetime is the sum of its per-shift output spans
           let own = 0;
-          for (const k of j.payload.shifts) {
+          for (const k of shifts) {
             const [a, b] = shiftOutputSpan(j.payload.segment, j.payload.span, plan.shiftTable[k], o);
             own += b - a;
             // non-circular: every detector's shifted read stays inside the segment

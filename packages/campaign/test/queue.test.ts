@@ -34,7 +34,7 @@ data:
   sample_rate: 512
   segments: { min_duration: 32 }
 inference: { psd_length: 16, kernel_length: 1 }
-background: { shifts: 40, step: 1.5, max_job_duration: 48, shifts_per_job: 8 }
+background: { shifts: 40, step: 1.5, max_job_duration: 48, job_livetime: 200 }
 injections: { file: ${FIXTURES}/injections.h5 }
 ${extra}`,
     `${name}.yaml`,

@@ -10,16 +10,22 @@
 //              ModelConfig(__Output) and its parts, ModelMetadataResponse, TensorMetadata,
 //              ModelStatistics*, RepositoryIndex*, GRPCInferenceServiceHandlers (server impl type),
 //              HealthHandlers, ...  (see messages.ts; `X` = sendable, `X__Output` = received)
-//   tensors    (tensors.ts) Datatype, DATATYPES, dtypeByteSize, encodeTensor / decodeTensor,
-//              tensorToRaw / rawToTensor, toKserveDatatype / fromConfigDataType, shape helpers
-//   params     (params.ts) toInferParameters / fromInferParameters, sequence parameter helpers
-//   client     (client.ts) InferenceClient
-//   streams    (sequence.ts) SequenceStream
+//   tensors    (tensors.ts) Tensor, DecodedTensor, Datatype, DATATYPES, dtypeByteSize,
+//              tensorToRaw / rawToTensorData / contentsToTensorData / decodeTensor, TensorError,
+//              fromConfigDataType / toConfigDataType / toOrtType, toShape, elementCount,
+//              float32ToFloat16Bits / float16BitsToFloat32
+//   params     (params.ts) toInferParameter(s) / fromInferParameter(s), sequenceParameters,
+//              readSequenceParameters (server side), sequenceKey
+//   client     (client.ts) InferenceClient, InferStream, KServeError, isServerFailure, outputOf,
+//              buildInferRequest / parseInferResponse, MAX_MESSAGE_BYTES
+//   wire       (wire.ts) parseInferRequest / buildInferResponse  (server side)
+//   streams    (sequence.ts) SequenceStream, updateLength, stateLength, randomSequenceId
 //   pool       (pool.ts) ServerPool, registerServer, discoverServers, parseEndpoints
 export * from "./protos.js";
 export type * from "./messages.js";
 export * from "./tensors.js";
 export * from "./params.js";
 export * from "./client.js";
+export * from "./wire.js";
 export * from "./sequence.js";
 export * from "./pool.js";

@@ -105,6 +105,7 @@ export interface ServerState {
   endpoint: string;
   healthy: boolean;
   inFlight: number;
+  sequences: number;
   /** Requests served since the pool started (answered or failed). */
   served: number;
   lastError?: string;
@@ -119,6 +120,8 @@ interface Entry {
   listed: boolean;
   inFlight: number;
   served: number;
+  /** Sequences currently living on this server. */
+  sequences: number;
   waiters: Array<() => void>;
   lastError?: string;
 }
@@ -179,6 +182,7 @@ export class ServerPool implements CarrierProvider {
         listed: true,
         inFlight: 0,
         served: 0,
+        sequences: 0,
         waiters: [],
       };
       this.entries.set(endpoint, e);
@@ -233,6 +237,7 @@ export class ServerPool implements CarrierProvider {
       endpoint: e.endpoint,
       healthy: e.healthy,
       inFlight: e.inFlight,
+      sequences: e.sequences,
       served: e.served,
       lastError: e.lastError,
     }));
@@ -242,13 +247,23 @@ export class ServerPool implements CarrierProvider {
     return e.healthy && e.listed && !(exclude?.has(e.endpoint) ?? false);
   }
 
-  /** Least outstanding requests among usable servers (ties: fewest served). */
-  private pick(exclude?: ReadonlySet<string>, needCapacity = false): Entry | undefined {
+  /**
+   * Least outstanding requests among usable servers. For a new sequence
+   * the sequences already living on a server count first (they will keep
+   * sending); ties go to the server that served fewer requests.
+   */
+  private pick(exclude?: ReadonlySet<string>, needCapacity = false, forSequence = false): Entry | undefined {
+    const key = (e: Entry): [number, number, number] => (forSequence ? [e.sequences, e.inFlight, e.served] : [e.inFlight, e.sequences, e.served]);
     let best: Entry | undefined;
+    let bestKey: [number, number, number] | undefined;
     for (const e of this.entries.values()) {
       if (!this.usable(e, exclude)) continue;
       if (needCapacity && e.inFlight >= this.limit) continue;
-      if (!best || e.inFlight < best.inFlight || (e.inFlight === best.inFlight && e.served < best.served)) best = e;
+      const k = key(e);
+      if (!bestKey || k[0] < bestKey[0] || (k[0] === bestKey[0] && (k[1] < bestKey[1] || (k[1] === bestKey[1] && k[2] < bestKey[2])))) {
+        best = e;
+        bestKey = k;
+      }
     }
     return best;
   }
@@ -257,7 +272,7 @@ export class ServerPool implements CarrierProvider {
     for (const w of this.anyWaiters.splice(0)) w();
   }
 
-  private release(e: Entry): void {
+  private releaseSlot(e: Entry): void {
     e.inFlight--;
     e.served++;
     const w = e.waiters.shift();
@@ -334,7 +349,7 @@ export class ServerPool implements CarrierProvider {
         tried.add(e.endpoint);
         this.markFailed(e, err as Error);
       } finally {
-        this.release(e);
+        this.releaseSlot(e);
       }
     }
   }
@@ -342,16 +357,17 @@ export class ServerPool implements CarrierProvider {
   // CarrierProvider ------------------------------------------------------
 
   async acquire(exclude: ReadonlySet<string>): Promise<SequenceCarrier> {
-    let e = this.pick(exclude) ?? this.pick();
+    let e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
     if (!e) {
       await this.checkHealth();
-      e = this.pick(exclude) ?? this.pick();
+      e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
     }
     if (!e) {
       const states = this.servers().map((s) => `${s.endpoint}: ${s.lastError ?? "unhealthy"}`);
       throw noServerError(`no healthy server for the sequence (${states.join("; ") || "no servers known"})`);
     }
     const entry = e;
+    entry.sequences++;
     return new ServerCarrier(entry.endpoint, () => this.streamOf(entry));
   }
 
@@ -367,7 +383,12 @@ export class ServerPool implements CarrierProvider {
 
   done(carrier: SequenceCarrier): void {
     const e = this.entries.get(carrier.endpoint);
-    if (e) this.release(e);
+    if (e) this.releaseSlot(e);
+  }
+
+  release(carrier: SequenceCarrier): void {
+    const e = this.entries.get(carrier.endpoint);
+    if (e && e.sequences > 0) e.sequences--;
   }
 
   /** A snapshotter sequence on the least-loaded server, failing over to others. */

@@ -63,6 +63,8 @@ export interface CarrierProvider {
   failed?(carrier: SequenceCarrier, err: Error): void;
   begin?(carrier: SequenceCarrier): Promise<void>;
   done?(carrier: SequenceCarrier): void;
+  /** The sequence no longer lives on this carrier (ended, moved or aborted). */
+  release?(carrier: SequenceCarrier): void;
 }
 
 export interface SequenceStreamOptions {
@@ -290,8 +292,14 @@ export class SequenceStream {
       this.advanceState(p.data);
       this.acked++;
       this.failovers = 0;
+      if (p.end) this.leave();
       p.resolve(p.result!);
     }
+  }
+
+  private leave(): void {
+    if (this.carrier) this.provider.release?.(this.carrier);
+    this.carrier = undefined;
   }
 
   private advanceState(update: Float32Array): void {
@@ -322,7 +330,7 @@ export class SequenceStream {
 
   private async failover(from: SequenceCarrier, err: Error): Promise<void> {
     const gen = ++this.generation;
-    this.carrier = undefined;
+    this.leave();
     this.failingOver = true;
     let to: SequenceCarrier;
     try {
@@ -357,6 +365,7 @@ export class SequenceStream {
   private abort(err: Error): void {
     this.fatal ??= err;
     this.generation++;
+    this.leave();
     for (const p of this.queue.splice(0)) p.reject(err);
   }
 }

@@ -24,7 +24,8 @@ describe("SequenceStream", () => {
     expect(updateLength(G)).toBe(6);
     expect(stateLength(G)).toBe(12);
     expect(randomSequenceId()).toBeGreaterThan(0n);
-    expect(() => new SequenceStream({ carrier: client.openStream(), model: "m", geometry: { ...G, stride: 0 } })).toThrow(/stride = 0/);
+    const stream = { endpoint: "x", infer: () => Promise.reject(new Error("unused")) };
+    expect(() => new SequenceStream({ carrier: stream, model: "m", geometry: { ...G, stride: 0 } })).toThrow(/stride = 0/);
   });
 
   it("streaming updates gives the same statistic as sending every full window", async () => {
@@ -72,8 +73,10 @@ describe("SequenceStream", () => {
   });
 
   it("rejects updates of the wrong size with a clear message", async () => {
-    const seq = new SequenceStream({ carrier: client.openStream(), model: "snapshotter", geometry: G, sequenceId: 5 });
+    const stream = client.openStream();
+    const seq = new SequenceStream({ carrier: stream, model: "snapshotter", geometry: G, sequenceId: 5 });
     await expect(seq.send(new Float32Array(5))).rejects.toThrow("sequence 5: update must be a Float32Array of 2 × 6 = 12 samples, got 5");
+    await stream.end();
   });
 
   it("an in-band error ends the sequence for every queued update", async () => {

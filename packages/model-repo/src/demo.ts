@@ -138,6 +138,8 @@ export interface DemoRepositoryOptions extends DetectorOptions {
   batch: number;
   /** Detector max_batch_size (default max(batch, 128)). */
   maxBatchSize?: number;
+  /** Detector dynamic_batching (default true): concurrent requests merge into one run. */
+  dynamicBatching?: boolean;
   /** Idle sequences are dropped after this (default 60 s). */
   sequenceIdleMicroseconds?: number;
   detectorName?: string;
@@ -153,8 +155,8 @@ export interface DemoRepository {
   updateSize: number;
 }
 
-export function detectorConfig(name: string, nIfo: number, kernel: number, maxBatchSize: number): ModelConfig {
-  return {
+export function detectorConfig(name: string, nIfo: number, kernel: number, maxBatchSize: number, dynamicBatching = true): ModelConfig {
+  const config: ModelConfig = {
     name,
     backend: "onnxruntime",
     platform: "onnxruntime_onnx",
@@ -163,6 +165,8 @@ export function detectorConfig(name: string, nIfo: number, kernel: number, maxBa
     output: [{ name: "detection_statistic", data_type: "TYPE_FP32", dims: [1] }],
     instance_group: [{ count: 1, kind: "KIND_CPU" }],
   };
+  if (dynamicBatching) config.dynamic_batching = { max_queue_delay_microseconds: 0 };
+  return config;
 }
 
 export function snapshotterConfig(name: string, o: SnapshotterOptions, idleMicroseconds: number): ModelConfig {
@@ -224,7 +228,7 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   const maxBatch = o.maxBatchSize ?? Math.max(o.batch, 128);
   if (maxBatch < o.batch) throw new Error(`maxBatchSize ${maxBatch} is below the streaming batch ${o.batch}`);
   const snap = { nIfo: o.nIfo, kernel: o.kernel, stride: o.stride, batch: o.batch };
-  addOnnxModel(dir, detectorConfig(detector, o.nIfo, o.kernel, maxBatch), buildDetector(o), 1);
+  addOnnxModel(dir, detectorConfig(detector, o.nIfo, o.kernel, maxBatch, o.dynamicBatching ?? true), buildDetector(o), 1);
   addOnnxModel(dir, snapshotterConfig(snapshotter, snap, o.sequenceIdleMicroseconds ?? 60_000_000), buildSnapshotter(snap), 1);
   addEnsemble(dir, streamingEnsembleConfig(ensemble, snapshotter, detector, snap));
   return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch };

@@ -27,15 +27,16 @@ export interface Significance {
 /**
  * Candidate significance from its count of louder background events.
  * Order of operations is fixed so other implementations can match bit for bit:
- * far_s = (n + 1) / T_bg, far_per_year = far_s · year, ifar = 1 / far_per_year,
- * p = −expm1(−T_fg · far_s).
+ * far_per_year = ((n + 1) · year) / T_bg (the count times the year is an exact
+ * integer, so this is the correctly rounded value), ifar = 1 / far_per_year,
+ * p = −expm1(−T_fg · (n + 1) / T_bg).
  */
 export function significance(nLouder: number, backgroundLivetime: number, foregroundLivetime: number, exact = true): Significance {
   if (!(backgroundLivetime >= 0) || !(foregroundLivetime >= 0)) {
     throw new Error(`significance: livetimes must be >= 0 (background ${backgroundLivetime} s, foreground ${foregroundLivetime} s)`);
   }
   const farPerS = (nLouder + 1) / backgroundLivetime; // Infinity when T_bg = 0
-  const far_per_year = farPerS * JULIAN_YEAR_S;
+  const far_per_year = ((nLouder + 1) * JULIAN_YEAR_S) / backgroundLivetime;
   const p_value = farPerS === Infinity ? 1 : -Math.expm1(-foregroundLivetime * farPerS);
   return { n_louder: nLouder, far_per_year, ifar_years: 1 / far_per_year, p_value, saturated: nLouder === 0, exact };
 }
@@ -62,7 +63,7 @@ export function farCurveSorted(descending: ArrayLike<number>, backgroundLivetime
   for (let i = 0; i < n; i++) {
     const x = descending[i];
     if (i + 1 < n && descending[i + 1] === x) continue; // last of a tie run: n(x) includes all ties
-    out.push({ detection_statistic: x, far_per_year: ((i + 1) / backgroundLivetime) * JULIAN_YEAR_S });
+    out.push({ detection_statistic: x, far_per_year: ((i + 1) * JULIAN_YEAR_S) / backgroundLivetime });
   }
   return out;
 }

@@ -52,7 +52,7 @@ export function loudestPerInjection(injected: number, detection_statistic: Array
 export function injectionFars(inj: InjectionInput, bg: BackgroundSummary): Float64Array {
   const far = new Float64Array(inj.injected);
   for (let i = 0; i < inj.injected; i++) {
-    far[i] = inj.loudest[i] === -Infinity ? Infinity : ((bg.countAtLeast(inj.loudest[i]).n + 1) / bg.livetime) * JULIAN_YEAR_S;
+    far[i] = inj.loudest[i] === -Infinity ? Infinity : ((bg.countAtLeast(inj.loudest[i]).n + 1) * JULIAN_YEAR_S) / bg.livetime;
   }
   return far;
 }

@@ -319,7 +319,7 @@ export class BackgroundSummary {
       n += this.hist[i];
       const b = this.histOffset + i;
       if (b > edgeBin || this.hist[i] === 0) continue;
-      curve.push({ detection_statistic: b * this.binWidth, far_per_year: (n / T) * JULIAN_YEAR_S });
+      curve.push({ detection_statistic: b * this.binWidth, far_per_year: (n * JULIAN_YEAR_S) / T });
     }
     return curve;
   }

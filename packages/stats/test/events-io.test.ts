@@ -94,14 +94,14 @@ describe("background files", () => {
     expect(s.exactAbove).toBe(-Infinity);
     const expectedCurve = distinct
       .sort((a, b) => b - a)
-      .map((x) => ({ detection_statistic: x, far_per_year: (bgStats.filter((y) => y >= x).length / 12000) * 31557600 }));
+      .map((x) => ({ detection_statistic: x, far_per_year: (bgStats.filter((y) => y >= x).length * 31557600) / 12000 }));
     expect(s.farCurve()).toEqual(expectedCurve);
     for (const x of fgRaw.detection_statistic) {
       const n = bgStats.filter((y) => y >= x).length;
       const r = s.significance(x, 256);
       expect(r.n_louder).toBe(n);
-      expect(r.far_per_year).toBe(((n + 1) / 12000) * 31557600);
-      expect(r.ifar_years).toBe(1 / (((n + 1) / 12000) * 31557600));
+      expect(r.far_per_year).toBe(((n + 1) * 31557600) / 12000);
+      expect(r.ifar_years).toBe(1 / (((n + 1) * 31557600) / 12000));
       expect(r.p_value).toBeCloseTo(1 - Math.exp((-256 * (n + 1)) / 12000), 14);
       expect(r.saturated).toBe(n === 0);
     }

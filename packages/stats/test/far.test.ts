@@ -20,12 +20,12 @@ describe("FAR and significance (DESIGN.md conventions)", () => {
 
   it("background FAR curve at distinct statistics, ties counted as louder", () => {
     expect(s.farCurve()).toEqual([
-      { detection_statistic: 5, far_per_year: (1 / 100) * YEAR },
-      { detection_statistic: 3, far_per_year: (3 / 100) * YEAR },
-      { detection_statistic: 2, far_per_year: (4 / 100) * YEAR },
-      { detection_statistic: 1, far_per_year: (5 / 100) * YEAR },
+      { detection_statistic: 5, far_per_year: 315576 },
+      { detection_statistic: 3, far_per_year: 946728 },
+      { detection_statistic: 2, far_per_year: 1262304 },
+      { detection_statistic: 1, far_per_year: 1577880 },
     ]);
-    expect(farCurveSorted([3, 3, 3], 10)).toEqual([{ detection_statistic: 3, far_per_year: 0.3 * YEAR }]);
+    expect(farCurveSorted([3, 3, 3], 10)).toEqual([{ detection_statistic: 3, far_per_year: 9467280 }]);
   });
 
   it("candidate tied with background counts the ties (n + 1)", () => {
@@ -63,7 +63,7 @@ describe("FAR and significance (DESIGN.md conventions)", () => {
   it("quietest candidate: every background event is louder", () => {
     const r = s.significance(-10, 10);
     expect(r.n_louder).toBe(5);
-    expect(r.far_per_year).toBe(0.06 * YEAR);
+    expect(r.far_per_year).toBe(1893456);
     expect(r.p_value).toBeCloseTo(1 - Math.exp(-0.6), 15);
   });
 

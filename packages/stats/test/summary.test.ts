@@ -64,7 +64,7 @@ describe("BackgroundSummary", () => {
     }
     // FAR curve points in the exact region equal the full-sort curve
     const curve = s.farCurve().filter((p) => p.detection_statistic > s.exactAbove);
-    for (const p of curve) expect(p.far_per_year).toBe((countAtLeastSorted(sorted, p.detection_statistic) / T) * JULIAN_YEAR_S);
+    for (const p of curve) expect(p.far_per_year).toBe((countAtLeastSorted(sorted, p.detection_statistic) * JULIAN_YEAR_S) / T);
     expect(curve.length).toBeGreaterThan(50);
   });
 
@@ -76,9 +76,9 @@ describe("BackgroundSummary", () => {
       expect(c.n).toBeGreaterThanOrEqual(countAtLeastSorted(sorted, x));
     }
     for (const p of s.farCurve()) {
-      expect(p.far_per_year).toBe((countAtLeastSorted(sorted, p.detection_statistic) / T) * JULIAN_YEAR_S);
+      expect(p.far_per_year).toBe((countAtLeastSorted(sorted, p.detection_statistic) * JULIAN_YEAR_S) / T);
     }
-    expect(s.farCurve().at(-1)!.far_per_year).toBe((sorted.length / T) * JULIAN_YEAR_S);
+    expect(s.farCurve().at(-1)!.far_per_year).toBe((sorted.length * JULIAN_YEAR_S) / T);
   });
 
   it("memory stays bounded: kept events never exceed the capacity", () => {

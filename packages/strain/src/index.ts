@@ -8,3 +8,4 @@ export { readInjections, injectInto, type InjectionSet, type InjectTarget, type 
 export { synthesize, type SynthOptions, type SynthResult } from "./synth.js";
 export { aLigoDesignPsd } from "./aligo.js";
 export { optimalSnr } from "./waveform.js";
+export { writeStrainFile, type StrainFileSpec } from "./write.js";

@@ -4,7 +4,9 @@ import { registerSubmit } from "./submit.js";
 import { registerStatus } from "./status.js";
 import { registerCancel } from "./cancel.js";
 import { registerSynth } from "./synth.js";
+import { registerFar } from "./far.js";
+import { registerReport } from "./report.js";
 
 // Each command lives in its own file and registers itself here; main.ts
 // stays a thin list. Add one import and one entry per command.
-export const registrations: Array<(program: Command) => void> = [registerPlan, registerSubmit, registerStatus, registerCancel, registerSynth];
+export const registrations: Array<(program: Command) => void> = [registerPlan, registerSubmit, registerStatus, registerCancel, registerSynth, registerFar, registerReport];

@@ -59,7 +59,7 @@ export function registerSynth(program: Command): void {
     .action((opts: Record<string, string>) =>
       run(async () => {
         const parsed = SynthFlags.safeParse(opts);
-        if (!parsed.success) throw Object.assign(new Error(parsed.error.issues.map((i) => i.message).join("; ")), { name: "CampaignError" });
+        if (!parsed.success) throw new Error(`synth: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
         const o = parsed.data;
         const res = await synthesize({ ...o, onFile: (p) => process.stderr.write(`wrote ${p}\n`) });
         const nFiles = Object.values(res.files).reduce((a, f) => a + f.length, 0);
