@@ -113,6 +113,7 @@ async function hdf5(files, perJob) {
 
 console.log(`merge.bench: capacity ${DEFAULT_CAPACITY} loudest events kept exactly, partial summaries of ${PARTIAL} jobs`);
 const small = { jobs: Math.max(1, Math.round(JOBS / 10)), perJob: PER_JOB };
+merge(Math.max(1, Math.round(JOBS / 100)), PER_JOB); // warm-up (JIT), not reported
 const results = [];
 for (const size of [small, { jobs: JOBS, perJob: PER_JOB }]) {
   globalThis.gc?.();
