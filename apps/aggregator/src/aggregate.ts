@@ -138,6 +138,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   // injections: parameters from the campaign's injection file
   let inj: InjectionSet | null = null;
   let injFile: string | null = null;
+  let injTimes: Float64Array | null = null;
   if (injParts.length) {
     injFile = o.injectionFile ?? (spec.injections?.file ? resolve(spec.injections.file) : null);
     const params = injFile && existsSync(injFile) ? await readColumns(injFile, "parameters") : null;
@@ -151,6 +152,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
     }
     const V0 = Number(params?.attrs.V0 ?? params?.attrs.volume ?? 1);
     inj = { events: concat(injParts, nIfo), injected: [...injected].sort((a, b) => a - b), parameters: params?.columns ?? {}, V0: Number.isFinite(V0) && V0 > 0 ? V0 : 1 };
+    if (times?.columns.time) injTimes = times.columns.time;
   }
 
   const { rows } = foregroundRows(bg, fg, tfg);
@@ -203,7 +205,8 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
       { campaign: o.campaign, n_jobs: injParts.length, ...(injFile ? { injection_file: injFile } : {}) },
       {
         parameters: { datasets: inj.parameters },
-        injections: { datasets: { index: BigInt64Array.from(inj.injected, (i) => BigInt(i)) } },
+        // index: the injections made (into the injection file's rows); time: every injection's GPS time, by row
+        injections: { datasets: { index: BigInt64Array.from(inj.injected, (i) => BigInt(i)), ...(injTimes ? { time: injTimes } : {}) } },
         jobs: { datasets: { job_id: jobsList("injection") } },
       },
     );

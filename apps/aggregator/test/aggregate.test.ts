@@ -163,11 +163,26 @@ describe("aggregator on real Redis", () => {
     expect(Array.from(inj.injection_index!)).toEqual([0, 0, -1, 1]);
     const params = await readColumns(join(dir, "injections.h5"), "parameters");
     expect(Array.from(params!.columns.snr)).toEqual([9, 18]);
+    const injCols = await readColumns(join(dir, "injections.h5"), "injections");
+    expect(Array.from(injCols!.columns.index)).toEqual([0, 1]);
+    expect(Array.from(injCols!.columns.time)).toEqual([1187008070.25, 1187008200.5]);
 
     const html = readFileSync(join(dir, "report.html"), "utf8");
     expect(html).toContain("NaN in &#60;segment&#62; &#38; good time");
     expect(html).not.toContain("Partial report");
     expect(html).toContain('id="plot-efficiency"');
+  });
+
+  it("a failed aggregation releases its claim, so a later call can retry", async () => {
+    const other = "agg-test-missing";
+    const k = campaignKeys(prefix, other);
+    await redis.hset(k.meta, { state: "submitted", total_jobs: 1, inference_sampling_rate: 4, output: join(dir, "missing"), spec: JSON.stringify({ ifos: ["H1", "L1"] }) });
+    await recordJobResult(redis, prefix, other, { job_id: "bg-1-k1", kind: "background", livetime: 10, events: 0, loudest: null, path: "/nonexistent/bg-1-k1.h5", shifts: 1 });
+    await expect(aggregateIfComplete({ redis, prefix, campaign: other, logger, owner: "w-a" })).rejects.toThrow(/bg-1-k1\.h5: no such file/);
+    expect(await redis.exists(k.aggregated)).toBe(0);
+    expect(await claimAggregation(redis, prefix, other, "w-b")).toBe("claimed");
+    await redis.hset(k.meta, "state", "cancelled");
+    expect(await claimAggregation(redis, prefix, "agg-test-missing", "w-c")).toBe("not-submitted");
   });
 
   it("refuses an unknown campaign and a malformed result, naming them", async () => {

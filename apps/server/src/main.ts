@@ -1,26 +1,48 @@
 #!/usr/bin/env node
-// `node apps/server/dist/main.js --repo DIR --port N [--host H] [--threads N]`
+// The embedded inference server as a process:
+//   node apps/server/dist/main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N]
+//                                 [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { startServer } from "./server.js";
 
-const { values } = parseArgs({
-  options: {
-    repo: { type: "string" },
-    "model-repo": { type: "string" },
-    port: { type: "string", default: "8001" },
-    host: { type: "string", default: "0.0.0.0" },
-    threads: { type: "string", default: "1" },
-  },
-});
-const log = pino({ name: "timeslide-server" });
-const repository = values.repo ?? values["model-repo"];
-if (!repository) {
-  process.stderr.write("usage: main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N]\n");
+const USAGE =
+  "usage: main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N] [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]\n";
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      repo: { type: "string" },
+      "model-repo": { type: "string" },
+      port: { type: "string", default: "8001" },
+      host: { type: "string", default: "0.0.0.0" },
+      threads: { type: "string", default: "1" },
+      register: { type: "string" },
+      advertise: { type: "string" },
+      ttl: { type: "string", default: "15" },
+      help: { type: "boolean" },
+    },
+  }));
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n${USAGE}`);
   process.exit(2);
 }
+const repository = values.repo ?? values["model-repo"];
+if (values.help || !repository) {
+  process.stderr.write(USAGE);
+  process.exit(values.help ? 0 : 2);
+}
+const log = pino({ name: "timeslide-server" });
 try {
-  const server = await startServer({ repository, host: values.host, port: Number(values.port), threads: Number(values.threads), logger: log });
+  const server = await startServer({
+    repository,
+    host: values.host,
+    port: Number(values.port),
+    threads: Number(values.threads),
+    logger: log,
+    register: values.register ? { redis: values.register, advertise: values.advertise, ttlSeconds: Number(values.ttl) } : undefined,
+  });
   const stop = () => {
     log.info("shutting down");
     void server.close().then(() => process.exit(0));

@@ -1,6 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { loadInferenceProtos } from "@timeslide/kserve";
+import { hostname } from "node:os";
+import { loadInferenceProtos, registerServer, type Registration } from "@timeslide/kserve";
+import { Redis } from "ioredis";
 import type {
   GRPCInferenceServiceHandlers,
   HealthHandlers,
@@ -25,6 +27,17 @@ const optionsSchema = z.object({
   port: z.number().int().min(0).max(65535).default(8001),
   threads: z.number().int().min(1).max(256).default(1),
   logger: z.custom<Logger>().optional(),
+  /** Register this server in Redis (the pool's discovery), refreshed every ttl/3 until close(). */
+  register: z
+    .object({
+      redis: z.string().regex(/^rediss?:\/\//, "register.redis: expected a redis:// URL"),
+      /** Key prefix (default TIMESLIDE_PREFIX, else "timeslide"): the entry goes to `<prefix>:servers`. */
+      prefix: z.string().optional(),
+      /** host:port clients should dial (default: this host name and the bound port). */
+      advertise: z.string().regex(/^[^\s:]+:\d+$/, "register.advertise: expected host:port").optional(),
+      ttlSeconds: z.number().positive().default(15),
+    })
+    .optional(),
 });
 
 export type ServerOptions = z.input<typeof optionsSchema>;
@@ -32,6 +45,8 @@ export type ServerOptions = z.input<typeof optionsSchema>;
 export interface RunningServer {
   /** The bound port (useful with port 0). */
   port: number;
+  /** The endpoint registered in Redis, when registering. */
+  registered?: string;
   engine: Engine;
   close(): Promise<void>;
 }
@@ -274,20 +289,43 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 5000,
   });
-  if (process.env.TS_WIN) { const so = (server as any).commonServerOptions; so.settings = { ...(so.settings ?? {}), initialWindowSize: 16 * 1024 * 1024 }; }
   server.addService(protos.GRPCInferenceService.service, handlers);
   server.addService(protos.Health.service, health);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   log.info({ port, repository: o.repository, threads: o.threads, models: [...engine.models.keys()] }, "inference server listening");
+  let registration: Registration | undefined;
+  let redis: Redis | undefined;
+  let registered: string | undefined;
+  if (o.register) {
+    const host = o.host === "0.0.0.0" || o.host === "::" ? hostname() : o.host;
+    registered = o.register.advertise ?? `${host}:${port}`;
+    const prefix = o.register.prefix ?? (process.env.TIMESLIDE_PREFIX || "timeslide");
+    try {
+      redis = new Redis(o.register.redis, { lazyConnect: true, maxRetriesPerRequest: 2 });
+      redis.on("error", (e: Error) => log.warn({ err: e.message }, "redis"));
+      await redis.connect();
+      registration = await registerServer(redis, prefix, registered, o.register.ttlSeconds);
+      log.info({ endpoint: registered, prefix, ttl: o.register.ttlSeconds }, "registered in Redis");
+    } catch (e) {
+      redis?.disconnect();
+      server.forceShutdown();
+      await engine.close();
+      throw new Error(`cannot register in Redis at ${o.register.redis}: ${(e as Error).message}`);
+    }
+  }
   let closed = false;
   return {
     port,
     engine,
+    registered,
     async close() {
       if (closed) return;
       closed = true;
+      // Leave the registry first so no new client picks this server.
+      await registration?.stop().catch(() => {});
+      await redis?.quit().catch(() => {});
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

@@ -18,6 +18,9 @@ try {
     interOpNumThreads,
     executionMode: "sequential",
     graphOptimizationLevel: "all",
+    // Idle intra-op threads must not spin: they would take the cores the
+    // gRPC thread needs between runs.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
   });
   parentPort.postMessage({ ready: true, inputNames: session.inputNames, outputNames: session.outputNames });
 } catch (e) {

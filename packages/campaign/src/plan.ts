@@ -30,6 +30,8 @@ export interface Plan {
   counts: Record<JobKind, number>;
   livetime: { background_s: number; foreground_s: number; injection_s: number };
   injections?: { total: number; in_analysed_time: number; outside: number };
+  /** the data files of each detector (absolute paths, by start time): what workers open */
+  files: Record<string, string[]>;
   warnings: string[];
 }
 
@@ -220,6 +222,7 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
     jobs,
     counts,
     livetime: { background_s: totals.background / isr, foreground_s: totals.foreground / isr, injection_s: totals.injection / isr },
+    files: Object.fromEntries(Object.entries(inputs.inventory.files).map(([ifo, list]) => [ifo, list.map((f) => f.path)])),
     warnings,
   };
   if (injTimes) {

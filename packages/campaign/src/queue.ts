@@ -96,6 +96,8 @@ export async function submitCampaign(o: SubmitOptions): Promise<SubmitResult> {
         completed: 0,
         failed: 0,
         output: o.campaign.output,
+        base_dir: o.campaign.baseDir,
+        files: JSON.stringify(plan.files),
         spec: JSON.stringify(o.campaign.spec),
         plan: JSON.stringify({ ...summary, shifts: undefined, n_shifts: summary.shifts.length }),
         shift_table: JSON.stringify(plan.shiftTable),

@@ -25,6 +25,10 @@ export interface CampaignMeta {
   first_result_at?: number;
   last_result_at?: number;
   output: string;
+  /** directory the campaign file's relative paths resolve against */
+  base_dir: string;
+  /** data files per detector, as planned */
+  files: Record<string, string[]>;
   spec: unknown;
   plan: unknown;
   shift_table: number[][];
@@ -58,6 +62,8 @@ export async function readMeta(redis: Redis, prefix: string, campaign: string): 
     first_result_at: h.first_result_at ? Number(h.first_result_at) : undefined,
     last_result_at: h.last_result_at ? Number(h.last_result_at) : undefined,
     output: h.output ?? "",
+    base_dir: h.base_dir ?? "",
+    files: JSON.parse(h.files ?? "{}"),
     spec: JSON.parse(h.spec ?? "null"),
     plan: JSON.parse(h.plan ?? "null"),
     shift_table: JSON.parse(h.shift_table ?? "[]"),

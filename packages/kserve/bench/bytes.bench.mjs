@@ -47,14 +47,20 @@ const seq = new SequenceStream({ carrier, model: "detector-stream", geometry });
 const N = 20;
 for (let i = 0; i < N; i++) await seq.send(update);
 
+// median of single-request timings after a warm-up (V8 needs a few
+// calls before TypedArray#set into the message buffer is a memcpy)
 function time(fn, reps) {
-  for (let i = 0; i < 3; i++) fn();
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < reps; i++) fn();
-  return Number(process.hrtime.bigint() - t0) / 1e3 / reps;
+  for (let i = 0; i < 20; i++) fn();
+  const t = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    t.push(Number(process.hrtime.bigint() - t0) / 1e3);
+  }
+  return t.sort((a, b) => a - b)[t.length >> 1];
 }
-const usStream = time(() => serialize(streamReq(false)), 200);
-const usFull = time(() => serialize(fullReq()), 50);
+const usStream = time(() => serialize(streamReq(false)), 101);
+const usFull = time(() => serialize(fullReq()), 101);
 
 console.log(`geometry: ifos=${geometry.channels} kernel=${geometry.kernel} stride=${geometry.stride} batch=${geometry.batch} (state ${stateLength(geometry)} samples/ifo)`);
 console.log(`full windows: ${fullBytes} B/request, ${perInfFull.toFixed(1)} B/inference, encode ${usFull.toFixed(0)} us/request`);

@@ -20,7 +20,9 @@
 //              buildInferRequest / parseInferResponse, MAX_MESSAGE_BYTES
 //   wire       (wire.ts) parseInferRequest / buildInferResponse  (server side)
 //   streams    (sequence.ts) SequenceStream, updateLength, stateLength, randomSequenceId
-//   pool       (pool.ts) ServerPool, registerServer, discoverServers, parseEndpoints
+//   pool       (pool.ts) ServerPool, registerServer, discoverServers, parseEndpoints, registryKey,
+//              DEFAULT_REGISTRY_PREFIX ("timeslide"), DEFAULT_REGISTRY_TTL_SECONDS
+// README.md documents the contracts (loader options, errors, sequences, registry layout).
 export * from "./protos.js";
 export type * from "./messages.js";
 export * from "./tensors.js";

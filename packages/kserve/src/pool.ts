@@ -35,7 +35,13 @@ export function parseEndpoints(input: string | readonly string[], where = "serve
 // servers on machines with skewed clocks agree). A server refreshes its
 // entry every ttl/3; discovery drops expired members.
 
-export function registryKey(prefix: string): string {
+/** Prefix used by `timeslide serve --register` and by workers unless told otherwise. */
+export const DEFAULT_REGISTRY_PREFIX = "timeslide";
+
+/** Default lease of a registration, seconds (refreshed every third of it). */
+export const DEFAULT_REGISTRY_TTL_SECONDS = 15;
+
+export function registryKey(prefix: string = DEFAULT_REGISTRY_PREFIX): string {
   return `${prefix}:servers`;
 }
 

@@ -84,14 +84,17 @@ function volumeSpec(r: ReportJson, unit: string): vl.TopLevelSpec {
 }
 
 function efficiencySpec(e: NonNullable<ReportExtras["efficiency_vs_snr"]>): vl.TopLevelSpec {
-  const v = e.bins.map((b) => ({ snr: (b.snr_low + b.snr_high) / 2, eff: b.efficiency, lo: Math.max(0, b.efficiency - b.error), hi: Math.min(1, b.efficiency + b.error), n: b.injected }));
-  const x = { field: "snr", type: "quantitative", title: "SNR (bin centre)", scale: { zero: false } };
+  const v = e.bins.map((b) => ({ snr: (b.snr_low + b.snr_high) / 2, low: b.snr_low, high: b.snr_high, eff: b.efficiency, lo: Math.max(0, b.efficiency - b.error), hi: Math.min(1, b.efficiency + b.error), n: b.injected }));
+  const domain = [e.bins[0].snr_low, e.bins[e.bins.length - 1].snr_high];
+  const x = { field: "snr", type: "quantitative", title: "SNR", scale: { zero: false, domain, nice: false } };
   return {
     width: W,
     height: H,
     data: { values: v },
     layer: [
+      // vertical: binomial error; horizontal: the SNR bin
       { mark: { type: "rule" }, encoding: { x, y: { field: "lo", type: "quantitative", title: "efficiency", scale: { domain: [0, 1] } }, y2: { field: "hi" } } },
+      { mark: { type: "rule" }, encoding: { x: { ...x, field: "low" }, x2: { field: "high" }, y: { field: "eff", type: "quantitative" } } },
       { mark: { type: "point", filled: true, size: 60 }, encoding: { x, y: { field: "eff", type: "quantitative" } } },
     ],
   } as vl.TopLevelSpec;

@@ -1,11 +1,20 @@
+// Public surface of @timeslide/strain.
 export { StrainFileError } from "./errors.js";
 export { readStrainFileInfo, type StrainFileInfo } from "./info.js";
+export { DetectorStream, type StrainSlice, type DetectorStreamOptions } from "./stream.js";
+export { prepareSegment, BadSegmentError, type PreparedSegment } from "./segment.js";
 export { Decimator, decimate, decimationFactor } from "./resample.js";
 export { welchPsd, type Psd } from "./psd.js";
-export { whiten, Whitener, inverseAsdFilter, burnInPsd, type WhitenOptions, type Whitened } from "./whiten.js";
-export { DetectorStream, type StrainSlice, type DetectorStreamOptions } from "./stream.js";
-export { readInjections, injectInto, type InjectionSet, type InjectTarget, type InjectOptions, type InjectReport } from "./injections.js";
+export { whiten, Whitener, inverseAsdFilter, type WhitenOptions, type Whitened } from "./whiten.js";
+export {
+  readInjections,
+  injectInto,
+  type InjectionSet,
+  type InjectTarget,
+  type InjectOptions,
+  type InjectReport,
+} from "./injections.js";
 export { synthesize, type SynthOptions, type SynthResult } from "./synth.js";
 export { aLigoDesignPsd } from "./aligo.js";
 export { optimalSnr } from "./waveform.js";
-export { writeStrainFile, type StrainFileSpec } from "./write.js";
+export { writeStrainFile, writeInjectionFile, type StrainFileSpec, type InjectionFileSpec } from "./write.js";

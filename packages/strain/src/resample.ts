@@ -56,7 +56,7 @@ export class Decimator {
   }
 
   #produce(limitInputEnd: number): Float64Array {
-    const q = this.factor, half = this.#half, h = this.taps, m = h.length;
+    const q = this.factor, half = this.#half, h = this.taps;
     // output k needs inputs up to k·q + half
     const avail = this.#base + this.#len; // exclusive absolute index
     let last = Math.floor((avail - 1 - half) / q); // last output computable
@@ -65,11 +65,11 @@ export class Decimator {
     const count = Math.max(0, last - this.#next + 1);
     const out = new Float64Array(count);
     const hist = this.#hist;
+    // symmetric taps: fold the window around its centre (half the multiplies)
     for (let j = 0; j < count; j++) {
-      const k = this.#next + j;
-      const o = k * q - half - this.#base;
-      let s = 0;
-      for (let i = 0; i < m; i++) s += h[m - 1 - i] * hist[o + i];
+      const c = (this.#next + j) * q - this.#base; // centre sample in hist
+      let s = h[half] * hist[c];
+      for (let i = 0, a = c - half, b = c + half; i < half; i++, a++, b--) s += h[i] * (hist[a] + hist[b]);
       out[j] = s;
     }
     this.#next += count;

@@ -117,9 +117,8 @@ export class DetectorStream {
 
   async #checkOverlaps(): Promise<void> {
     for (let i = 1; i < this.files.length; i++) {
-      const [a0, a1] = this.#fileRange(this.files[i - 1]);
+      const a1 = this.#fileRange(this.files[i - 1])[1];
       const [b0, b1] = this.#fileRange(this.files[i]);
-      void a0;
       if (b0 >= a1) continue;
       const lo = b0, hi = Math.min(a1, b1);
       const x = await this.#readFile(this.files[i - 1], lo, hi);

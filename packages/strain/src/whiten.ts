@@ -75,6 +75,12 @@ export class Whitener {
     return this.#fir.push(x);
   }
 
+  /** Whole-array application of a filter (zeros outside x), same length as x. */
+  static apply(x: ArrayLike<number>, filter: Float64Array): Float64Array {
+    const w = new Whitener(filter);
+    return concat([w.push(x), w.flush()]);
+  }
+
   flush(): Float64Array {
     return this.#fir.flush();
   }

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { farFromFiles } from "@timeslide/aggregator";
 import { run } from "../errors.js";
 
 function fmt(x: number | null): string {
@@ -20,6 +19,8 @@ export function registerFar(program: Command): void {
       run(async () => {
         const points = Number(opts.points);
         if (!Number.isInteger(points) || points < 0) throw new Error(`--points: expected a whole number >= 0, got ${opts.points}`);
+        // loaded on use: the plotting stack behind the aggregator should not slow every other command
+        const { farFromFiles } = await import("@timeslide/aggregator");
         const res = await farFromFiles({ background: opts.background, foreground: opts.foreground, maxPoints: points || Infinity });
         if (opts.json) {
           process.stdout.write(JSON.stringify(res) + "\n");

@@ -6,7 +6,10 @@ import { registerCancel } from "./cancel.js";
 import { registerSynth } from "./synth.js";
 import { registerFar } from "./far.js";
 import { registerReport } from "./report.js";
+import { registerWorker } from "./worker.js";
 
 // Each command lives in its own file and registers itself here; main.ts
 // stays a thin list. Add one import and one entry per command.
-export const registrations: Array<(program: Command) => void> = [registerPlan, registerSubmit, registerStatus, registerCancel, registerSynth, registerFar, registerReport];
+export const registrations: Array<(program: Command) => void> = [registerPlan, registerSubmit, registerStatus, registerCancel, registerSynth, registerWorker, registerFar, registerReport];
+import { registerServe } from "./serve.js";
+registrations.push(registerServe);

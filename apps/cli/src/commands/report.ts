@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { connectRedis, redisPrefix, resolveRedisUrl } from "@timeslide/campaign";
-import { aggregateCampaign } from "@timeslide/aggregator";
 import { run } from "../errors.js";
 
 export function registerReport(program: Command): void {
@@ -14,6 +13,7 @@ export function registerReport(program: Command): void {
     .addHelpText("after", "\nExamples:\n  timeslide report o3a-chunk1\n  timeslide report o3a-chunk1 --out /tmp/o3a-partial")
     .action((campaign: string, opts: { out?: string; redis?: string; json?: boolean }) =>
       run(async () => {
+        const { aggregateCampaign } = await import("@timeslide/aggregator"); // loaded on use (plotting stack)
         const redis = await connectRedis(opts.redis ?? resolveRedisUrl());
         try {
           const res = await aggregateCampaign({ redis, prefix: redisPrefix(), campaign, out: opts.out });

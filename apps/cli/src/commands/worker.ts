@@ -1,0 +1,48 @@
+import type { Command } from "commander";
+import pino from "pino";
+import { connectRedis, redactRedisUrl, redisPrefix, resolveRedisUrl } from "@timeslide/campaign";
+import { startWorker } from "@timeslide/worker";
+import { run } from "../errors.js";
+
+export function registerWorker(program: Command): void {
+  program
+    .command("worker")
+    .description("take jobs from the queue and run them through the inference servers (until SIGTERM / SIGINT)")
+    .argument("[campaigns...]", "campaigns to work on (default: every submitted campaign)")
+    .option("-c, --concurrency <n>", "jobs at once, each in its own thread", "1")
+    .option("--sequences <n>", "shifts streamed at once per job", "4")
+    .option("--servers <list>", 'inference servers "host:port,..." or "registry" (default: the campaign\'s model.servers)')
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port")
+    .option("--grace <s>", "seconds a shutdown waits for running jobs before handing them back", "30")
+    .option("--redis <url>", "Redis URL (default: REDIS_URL, else redis://localhost:6379)")
+    .addHelpText("after", "\nExamples:\n  timeslide worker o3a-chunk1 --concurrency 2 --servers gpu1:8001,gpu2:8001\n  REDIS_URL=redis://queue:6379 timeslide worker --servers registry --metrics-port 9100")
+    .action((campaigns: string[], opts: { concurrency: string; sequences: string; servers?: string; metricsPort?: string; grace: string; redis?: string }) =>
+      run(async () => {
+        const log = pino({ base: { process: "worker" } });
+        const url = opts.redis ?? resolveRedisUrl();
+        const redis = await connectRedis(url);
+        const w = await startWorker({
+          redis,
+          redisUrl: url,
+          prefix: redisPrefix(),
+          campaigns,
+          concurrency: Math.max(1, Number(opts.concurrency)),
+          sequences: Math.max(1, Number(opts.sequences)),
+          servers: opts.servers,
+          metricsPort: opts.metricsPort !== undefined ? Number(opts.metricsPort) : undefined,
+          shutdownGraceMs: Number(opts.grace) * 1000,
+          log,
+        });
+        log.info({ redis: redactRedisUrl(url), metricsPort: w.metricsPort }, "worker started");
+        await new Promise<void>((resolve) => {
+          const stop = (signal: string) => {
+            log.info({ signal }, "shutting down");
+            void w.close().then(resolve);
+          };
+          process.once("SIGTERM", () => stop("SIGTERM"));
+          process.once("SIGINT", () => stop("SIGINT"));
+        });
+        redis.disconnect();
+      }),
+    );
+}

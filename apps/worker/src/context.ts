@@ -1,0 +1,35 @@
+import { resolve } from "node:path";
+import type { Redis } from "ioredis";
+import { CampaignSpec, readMeta } from "@timeslide/campaign";
+import { readInjections } from "@timeslide/strain";
+import type { JobContext } from "./pipeline.js";
+
+/** Campaign contexts read from Redis once per campaign and process. */
+export class ContextCache {
+  readonly #cache = new Map<string, Promise<JobContext>>();
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  get(campaign: string): Promise<JobContext> {
+    let c = this.#cache.get(campaign);
+    if (!c) {
+      c = this.#load(campaign);
+      c.catch(() => this.#cache.delete(campaign)); // a failed load is retried by the next job
+      this.#cache.set(campaign, c);
+    }
+    return c;
+  }
+
+  async #load(campaign: string): Promise<JobContext> {
+    const meta = await readMeta(this.redis, this.prefix, campaign);
+    if (!meta) throw new Error(`campaign ${campaign}: no metadata under prefix ${this.prefix} (purged?)`);
+    const parsed = CampaignSpec.safeParse(meta.spec);
+    if (!parsed.success) throw new Error(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
+    const spec = parsed.data;
+    const ctx: JobContext = { campaign, spec, shiftTable: meta.shift_table, files: meta.files, output: meta.output };
+    if (spec.injections) ctx.injections = await readInjections(resolve(meta.base_dir, spec.injections.file));
+    return ctx;
+  }
+}

@@ -1,0 +1,25 @@
+import { hostname } from "node:os";
+
+/**
+ * Settings the worker passes to its processor threads through the
+ * environment (threads inherit it): the only channel BullMQ's sandbox has.
+ */
+export interface WorkerEnv {
+  redisUrl: string;
+  prefix: string;
+  /** "host:port,..." or "registry"; overrides the campaign's model.servers */
+  servers?: string;
+  /** shifts streamed at once per job */
+  sequences: number;
+  workerName: string;
+}
+
+export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  return {
+    redisUrl: env.REDIS_URL || "redis://localhost:6379",
+    prefix: env.TIMESLIDE_PREFIX || "timeslide",
+    servers: env.TIMESLIDE_SERVERS || undefined,
+    sequences: Math.max(1, Number(env.TIMESLIDE_SEQUENCES) || 4),
+    workerName: env.TIMESLIDE_WORKER_NAME || `${hostname()}:${process.pid}`,
+  };
+}

@@ -1,0 +1,138 @@
+import type { ServerPool } from "@timeslide/kserve";
+import { outputOf } from "@timeslide/kserve";
+
+/**
+ * The detection statistic of a multi-detector stream: `channels[i]` holds
+ * detector i's whitened samples from the stream start; output j is the
+ * statistic of the window that ends after sample (j + 1)·stride (windows
+ * reaching before the stream start see zeros, as a snapshotter's zero initial
+ * state does). Implementations: streaming through a snapshotter ensemble,
+ * full windows to the bare model, or (in tests) onnxruntime in-process.
+ */
+export interface DetectionModel {
+  readonly kernel: number; // samples
+  readonly stride: number; // samples
+  readonly batch: number; // windows per request
+  /** outputs [first, count): only those are computed where the implementation can skip windows */
+  run(channels: Float32Array[], first: number, count: number): Promise<Float32Array>;
+}
+
+export interface Geometry {
+  kernel: number;
+  stride: number;
+  batch: number;
+}
+
+const DEFAULT_DEADLINE_MS = 60_000;
+
+/** Snapshotter streaming: each request carries stride·batch new samples per detector. */
+export class StreamingModel implements DetectionModel {
+  readonly kernel: number;
+  readonly stride: number;
+  readonly batch: number;
+  constructor(
+    private readonly pool: ServerPool,
+    private readonly model: string,
+    g: Geometry,
+    private readonly opts: { version?: string; output?: string; deadlineMs?: number; inflight?: number } = {},
+  ) {
+    this.kernel = g.kernel;
+    this.stride = g.stride;
+    this.batch = g.batch;
+  }
+
+  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
+    const U = this.stride * this.batch;
+    const nIfo = channels.length;
+    const need = first + count; // outputs from the stream start
+    const requests = Math.ceil(need / this.batch);
+    const seq = this.pool.openSequence({
+      model: this.model,
+      version: this.opts.version,
+      geometry: { channels: nIfo, kernel: this.kernel, stride: this.stride, batch: this.batch },
+      deadlineMs: this.opts.deadlineMs ?? DEFAULT_DEADLINE_MS,
+    });
+    const out = new Float32Array(count);
+    const inflight = Math.max(1, this.opts.inflight ?? 4);
+    const pending: Array<Promise<void>> = [];
+    let failure: unknown;
+    for (let r = 0; r < requests && failure === undefined; r++) {
+      const update = new Float32Array(nIfo * U);
+      for (let c = 0; c < nIfo; c++) {
+        const src = channels[c];
+        const a = r * U;
+        const b = Math.min(src.length, a + U);
+        if (b > a) update.set(src.subarray(a, b), c * U);
+      }
+      const last = r === requests - 1;
+      const p = seq.send(update, { end: last }).then((res) => {
+        const y = (this.opts.output ? outputOf(res, this.opts.output) : res.outputs[0]).data as ArrayLike<number>;
+        for (let w = 0; w < this.batch; w++) {
+          const j = r * this.batch + w - first;
+          if (j >= 0 && j < count) out[j] = y[w];
+        }
+      });
+      pending.push(p.catch((e) => void (failure ??= e)));
+      // Backpressure: at most `inflight` requests of this sequence on the wire.
+      if (pending.length >= inflight) await pending.shift();
+    }
+    await Promise.all(pending);
+    if (failure !== undefined) throw failure;
+    return out;
+  }
+}
+
+/** No snapshotter: full windows, `batch` per request, to the bare model. */
+export class WindowModel implements DetectionModel {
+  readonly kernel: number;
+  readonly stride: number;
+  readonly batch: number;
+  constructor(
+    private readonly pool: ServerPool,
+    private readonly model: string,
+    g: Geometry,
+    private readonly opts: { version?: string; input?: string; output?: string; deadlineMs?: number; inflight?: number } = {},
+  ) {
+    this.kernel = g.kernel;
+    this.stride = g.stride;
+    this.batch = g.batch;
+  }
+
+  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
+    const nIfo = channels.length;
+    const out = new Float32Array(count);
+    const K = this.kernel;
+    const inflight = Math.max(1, this.opts.inflight ?? 4);
+    const pending: Array<Promise<void>> = [];
+    let failure: unknown;
+    for (let j0 = 0; j0 < count && failure === undefined; j0 += this.batch) {
+      const n = Math.min(this.batch, count - j0);
+      const x = new Float32Array(n * nIfo * K);
+      for (let w = 0; w < n; w++) {
+        const end = (first + j0 + w + 1) * this.stride; // window ends after this sample
+        for (let c = 0; c < nIfo; c++) {
+          const src = channels[c];
+          const dst = (w * nIfo + c) * K;
+          for (let t = 0; t < K; t++) {
+            const s = end - K + t;
+            x[dst + t] = s >= 0 && s < src.length ? src[s] : 0;
+          }
+        }
+      }
+      const p = this.pool
+        .infer(
+          { model: this.model, version: this.opts.version, inputs: [{ name: this.opts.input ?? "windows", datatype: "FP32", shape: [n, nIfo, K], data: x }] },
+          { deadlineMs: this.opts.deadlineMs ?? DEFAULT_DEADLINE_MS },
+        )
+        .then((res) => {
+          const y = (this.opts.output ? outputOf(res, this.opts.output) : res.outputs[0]).data as ArrayLike<number>;
+          for (let w = 0; w < n; w++) out[j0 + w] = y[w];
+        });
+      pending.push(p.catch((e) => void (failure ??= e)));
+      if (pending.length >= inflight) await pending.shift();
+    }
+    await Promise.all(pending);
+    if (failure !== undefined) throw failure;
+    return out;
+  }
+}

@@ -1,0 +1,95 @@
+// The job processor, run by BullMQ in a worker thread (a sandboxed
+// processor), so reading, whitening and post-processing never block the
+// event loop that renews job locks. One module instance per thread: its
+// Redis connection, server pool, campaign contexts and model descriptions
+// are shared by the jobs that thread runs.
+import type { SandboxedJob } from "bullmq";
+import { Redis } from "ioredis";
+import pino from "pino";
+import { parseJobPayload, recordJobResult, type JobSummary } from "@timeslide/campaign";
+import { ServerPool } from "@timeslide/kserve";
+import { ContextCache } from "./context.js";
+import { resolveModel } from "./model.js";
+import { PermanentJobError, runJob } from "./pipeline.js";
+import type { DetectionModel } from "./inference.js";
+import { readWorkerEnv } from "./env.js";
+
+const env = readWorkerEnv();
+const log = pino({ base: { worker: env.workerName, thread: "processor" } }, pino.destination(2));
+const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+redis.on("error", (e) => log.warn({ err: e.message }, "redis error"));
+const contexts = new ContextCache(redis, env.prefix);
+const pools = new Map<string, { pool: ServerPool; started: Promise<void>; endpoint: () => string }>();
+const models = new Map<string, Promise<DetectionModel>>();
+
+function poolFor(campaign: string, servers: string[] | "registry") {
+  const key = env.servers ?? (servers === "registry" ? "registry" : servers.join(","));
+  let p = pools.get(key);
+  if (!p) {
+    const pool =
+      key === "registry"
+        ? new ServerPool({ discovery: { redis, prefix: env.prefix } })
+        : new ServerPool({ endpoints: key });
+    const started = pool.start();
+    p = {
+      pool,
+      started,
+      endpoint: () => {
+        const healthy = pool.servers().filter((s) => s.healthy);
+        const any = healthy[0] ?? pool.servers()[0];
+        if (!any) throw new Error(`campaign ${campaign}: no inference server (${key})`);
+        return any.endpoint;
+      },
+    };
+    pools.set(key, p);
+  }
+  return p;
+}
+
+function isPermanent(e: unknown): boolean {
+  const name = (e as Error)?.name;
+  return e instanceof PermanentJobError || name === "BadSegmentError" || name === "StrainFileError" || name === "ZodError";
+}
+
+export default async function processJob(job: SandboxedJob): Promise<JobSummary> {
+  const jlog = log.child({ job: job.id, campaign: job.data?.campaign });
+  try {
+    const payload = parseJobPayload(job.id, job.data);
+    const ctx = await contexts.get(payload.campaign);
+    const { pool, started, endpoint } = poolFor(payload.campaign, ctx.spec.model.servers);
+    await started;
+    let model = models.get(payload.campaign);
+    if (!model) {
+      model = resolveModel(pool, endpoint(), ctx.spec);
+      model.catch(() => models.delete(payload.campaign));
+      models.set(payload.campaign, model);
+    }
+    jlog.info({ kind: payload.kind, span: payload.span, shifts: payload.shifts }, "job started");
+    let lastReport = 0;
+    const summary = await runJob(job.id!, payload, ctx, {
+      model: await model,
+      log: jlog,
+      concurrency: env.sequences,
+      onProgress: (p) => {
+        const now = Date.now();
+        if (now - lastReport > 1000 || p.shiftsDone === p.shifts) {
+          lastReport = now;
+          void job.updateProgress(p).catch(() => {});
+        }
+      },
+    });
+    summary.worker = env.workerName;
+    await recordJobResult(redis, env.prefix, payload.campaign, summary);
+    jlog.info({ livetime: summary.livetime, events: summary.events, timings: summary.timings }, "job done");
+    return summary;
+  } catch (e) {
+    const err = e as Error;
+    jlog.error({ err: err.message, permanent: isPermanent(e) }, "job failed");
+    if (isPermanent(e)) {
+      const u = new Error(err.message);
+      u.name = "UnrecoverableError"; // BullMQ: no more attempts
+      throw u;
+    }
+    throw err;
+  }
+}

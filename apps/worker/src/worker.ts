@@ -1,0 +1,133 @@
+import { fileURLToPath } from "node:url";
+import { Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { listCampaigns, queueName, readMeta, recordJobFailure, RETENTION, type JobPayload, type JobSummary } from "@timeslide/campaign";
+import { WorkerMetrics } from "./metrics.js";
+
+export interface WorkerOptions {
+  redis: Redis;
+  redisUrl: string;
+  prefix: string;
+  /** campaigns to work on; empty: every submitted campaign (new ones found as they appear) */
+  campaigns?: string[];
+  /** jobs run at once (each in its own thread) */
+  concurrency?: number;
+  /** shifts streamed at once per job */
+  sequences?: number;
+  /** "host:port,..." or "registry": overrides each campaign's model.servers */
+  servers?: string;
+  /** Prometheus port; undefined: no metrics server */
+  metricsPort?: number;
+  /** how long shutdown waits for running jobs before handing them back */
+  shutdownGraceMs?: number;
+  /** BullMQ lock duration (ms) */
+  lockDuration?: number;
+  log: Logger;
+}
+
+export interface RunningWorker {
+  metricsPort?: number;
+  metrics: WorkerMetrics;
+  /** Finish running jobs (or hand them back after the grace period) and stop. */
+  close(): Promise<void>;
+}
+
+const PROCESSOR = fileURLToPath(new URL("./processor.js", import.meta.url));
+
+/**
+ * Consumes campaign queues. Each job runs in a worker thread (BullMQ's
+ * sandboxed processor) so CPU-heavy work never starves lock renewal. A job
+ * that fails for good (no attempts left, or unrecoverable) is recorded with
+ * its lost livetime; the worker carries on.
+ */
+export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
+  // The processor threads read their settings from the environment.
+  process.env.REDIS_URL = o.redisUrl;
+  process.env.TIMESLIDE_PREFIX = o.prefix;
+  if (o.servers) process.env.TIMESLIDE_SERVERS = o.servers;
+  if (o.sequences) process.env.TIMESLIDE_SEQUENCES = String(o.sequences);
+
+  const metrics = new WorkerMetrics();
+  const metricsPort = o.metricsPort !== undefined ? await metrics.listen(o.metricsPort) : undefined;
+  const workers = new Map<string, Worker<JobPayload, JobSummary>>();
+
+  const attach = (campaign: string) => {
+    if (workers.has(campaign)) return;
+    const w = new Worker<JobPayload, JobSummary>(queueName(campaign), PROCESSOR, {
+      connection: o.redis.duplicate(),
+      prefix: o.prefix,
+      concurrency: o.concurrency ?? 1,
+      useWorkerThreads: true,
+      lockDuration: o.lockDuration ?? 60_000,
+      maxStalledCount: 2,
+      removeOnComplete: RETENTION.removeOnComplete,
+      removeOnFail: RETENTION.removeOnFail,
+    });
+    w.on("active", () => metrics.active.inc());
+    w.on("completed", (job: Job<JobPayload, JobSummary>, r: JobSummary) => {
+      metrics.active.dec();
+      metrics.jobs.inc({ campaign, kind: r.kind, outcome: "completed" });
+      metrics.livetime.inc({ campaign, kind: r.kind }, r.livetime);
+      metrics.strain.inc({ campaign }, r.strain_s ?? 0);
+      const inf = Number(r.timings?.inferences ?? 0);
+      metrics.inferences.inc({ campaign }, inf);
+      if (r.timings?.infer_s) metrics.rate.set(inf / r.timings.infer_s);
+      if (r.timings?.total_s) metrics.duration.observe(r.timings.total_s);
+      o.log.info({ job: job.id, campaign, livetime: r.livetime, events: r.events }, "completed");
+    });
+    w.on("failed", (job: Job<JobPayload, JobSummary> | undefined, err: Error) => {
+      metrics.active.dec();
+      if (!job) return;
+      const final = err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+      metrics.errors.inc({ campaign, reason: err.name === "UnrecoverableError" ? "permanent" : "transient" });
+      o.log.warn({ job: job.id, campaign, err: err.message, attempt: job.attemptsMade, final }, "job failed");
+      if (!final) return;
+      metrics.jobs.inc({ campaign, kind: job.data.kind, outcome: "failed" });
+      void recordJobFailure(o.redis, o.prefix, campaign, {
+        job_id: job.id!,
+        kind: job.data.kind,
+        reason: err.message,
+        livetime_lost: job.data.livetime,
+        attempts: job.attemptsMade,
+        failed_at: Date.now(),
+      }).catch((e) => o.log.error({ job: job.id, err: (e as Error).message }, "could not record the failure"));
+    });
+    w.on("error", (err) => o.log.error({ campaign, err: err.message }, "worker error"));
+    workers.set(campaign, w);
+    o.log.info({ campaign, concurrency: o.concurrency ?? 1 }, "consuming");
+  };
+
+  const refresh = async () => {
+    const names = o.campaigns?.length ? o.campaigns : await listCampaigns(o.redis, o.prefix);
+    for (const name of names) {
+      const meta = await readMeta(o.redis, o.prefix, name);
+      if (meta && meta.state !== "cancelled") attach(name);
+    }
+  };
+  await refresh();
+  const timer = o.campaigns?.length ? undefined : setInterval(() => void refresh().catch(() => {}), 5000);
+
+  let closing: Promise<void> | undefined;
+  return {
+    metricsPort,
+    metrics,
+    close() {
+      closing ??= (async () => {
+        if (timer) clearInterval(timer);
+        const grace = o.shutdownGraceMs ?? 30_000;
+        const all = [...workers.values()];
+        // Running jobs finish within the grace period; after it they are
+        // dropped and BullMQ hands them to another worker when the lock expires.
+        const graceful = Promise.all(all.map((w) => w.close()));
+        const timedOut = await Promise.race([graceful.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), grace).unref())]);
+        if (timedOut) {
+          o.log.warn({ graceMs: grace }, "running jobs did not finish in time: handing them back");
+          await Promise.all(all.map((w) => w.close(true)));
+        }
+        await metrics.close();
+      })();
+      return closing;
+    },
+  };
+}
