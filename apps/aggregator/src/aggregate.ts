@@ -140,7 +140,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   let injFile: string | null = null;
   let injTimes: Float64Array | null = null;
   if (injParts.length) {
-    injFile = o.injectionFile ?? (spec.injections?.file ? resolve(spec.injections.file) : null);
+    injFile = o.injectionFile ?? (spec.injections?.file ? resolve(meta.base_dir || ".", spec.injections.file) : null);
     const params = injFile && existsSync(injFile) ? await readColumns(injFile, "parameters") : null;
     if (injFile && !params) log.warn({ file: injFile }, "injection file unreadable or without /parameters: efficiency without SNR or weights");
     const times = injFile && existsSync(injFile) ? await readColumns(injFile, "injections") : null;

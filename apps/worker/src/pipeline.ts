@@ -1,6 +1,6 @@
 import pLimit from "p-limit";
 import type { Logger } from "pino";
-import { maxLightTravelTime, type LivetimeOptions } from "@timeslide/segments";
+import { SegmentList, maxLightTravelTime, type LivetimeOptions } from "@timeslide/segments";
 import { shiftIndices, shiftOutputSpan, type JobPayload, type JobSummary, type CampaignSpec } from "@timeslide/campaign";
 import { DetectorStream, Whitener, welchPsd, decimate, decimationFactor, injectInto, type InjectionSet } from "@timeslide/strain";
 import { integrate, cluster, windowSamples, writeEvents } from "@timeslide/stats";
@@ -92,7 +92,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   for (const [i, ifo] of ifos.entries()) {
     const lo_ = T0 + Math.min(...shifts.map((s) => s.v[i]));
     const hi_ = lastEnd + Math.max(...shifts.map((s) => s.v[i]));
-    const piece = await readWhitened(id, ctx, ifo, i, p, [lo_, hi_], injected);
+    const analysed = new SegmentList([shifts[0].out]);
+    const piece = await readWhitened(id, ctx, ifo, p, [lo_, hi_], injected, analysed);
     strainSeconds += piece.data.length / fs;
     pieces.push(piece);
   }
@@ -164,7 +165,9 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     ifos: [...ifos],
     kind: p.kind,
     job_id: id,
-  }, { campaign: ctx.campaign });
+  }, { campaign: ctx.campaign }, p.kind === "injection"
+    ? { injections: { datasets: { index: BigInt64Array.from([...injected].sort((a, b) => a - b), (k) => BigInt(k)) } } }
+    : {});
 
   let loudest: number | null = null;
   for (const x of stat) if (loudest === null || x > loudest) loudest = x;
@@ -193,10 +196,10 @@ async function readWhitened(
   id: string,
   ctx: JobContext,
   ifo: string,
-  i: number,
   p: JobPayload,
   range: [number, number],
   injected: Set<number>,
+  analysed: SegmentList,
 ): Promise<Piece> {
   const { spec } = ctx;
   const fs = spec.data.sample_rate;
@@ -230,9 +233,11 @@ async function readWhitened(
   const psdPiece = await read(p.span[0], p.span[0] + inf.psd_length, "PSD burn-in");
   const raw = await read(range[0] - pad, range[1] + pad, "analysis");
   if (p.kind === "injection" && ctx.injections) {
-    const r = injectInto({ ifo, start: raw.start, sampleRate: fs, data: raw.data }, ctx.injections, { shift: 0 });
+    // Only injections whose time the job analyses: one near the edge of the
+    // span belongs to the neighbouring job, and is counted there.
+    const r = injectInto({ ifo, start: raw.start, sampleRate: fs, data: raw.data }, ctx.injections, { shift: 0, analysed });
     for (const k of r.injected) injected.add(k);
-    injectInto({ ifo, start: psdPiece.start, sampleRate: fs, data: psdPiece.data }, ctx.injections, { shift: 0 });
+    injectInto({ ifo, start: psdPiece.start, sampleRate: fs, data: psdPiece.data }, ctx.injections, { shift: 0, analysed });
   }
   const psd = welchPsd(psdPiece.data, fs, { fftlength: inf.fduration });
   const whitener = Whitener.fromPsd(psd, whitenOpts);

@@ -1,8 +1,9 @@
 import { fileURLToPath } from "node:url";
+import { Worker as Thread } from "node:worker_threads";
 import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { listCampaigns, queueName, readMeta, recordJobFailure, RETENTION, type JobPayload, type JobSummary } from "@timeslide/campaign";
+import { campaignKeys, listCampaigns, queueName, readMeta, recordJobFailure, RETENTION, type JobPayload, type JobSummary } from "@timeslide/campaign";
 import { WorkerMetrics } from "./metrics.js";
 
 export interface WorkerOptions {
@@ -34,6 +35,7 @@ export interface RunningWorker {
 }
 
 const PROCESSOR = fileURLToPath(new URL("./processor.js", import.meta.url));
+const AGGREGATE = fileURLToPath(new URL("./aggregate-thread.js", import.meta.url));
 
 /**
  * Consumes campaign queues. Each job runs in a worker thread (BullMQ's
@@ -51,6 +53,26 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const metrics = new WorkerMetrics();
   const metricsPort = o.metricsPort !== undefined ? await metrics.listen(o.metricsPort) : undefined;
   const workers = new Map<string, Worker<JobPayload, JobSummary>>();
+
+  // When every job of a campaign is accounted for, aggregate in a thread of
+  // its own; the claim inside makes it happen once, campaign-wide.
+  const aggregations = new Set<Promise<void>>();
+  const maybeAggregate = async (campaign: string) => {
+    const k = campaignKeys(o.prefix, campaign);
+    const [total, done, failed] = await Promise.all([o.redis.hget(k.meta, "total_jobs"), o.redis.hlen(k.results), o.redis.hlen(k.failures)]);
+    if (done + failed < Number(total) || (await o.redis.exists(k.aggregated))) return;
+    const run = new Promise<void>((resolve) => {
+      const t = new Thread(AGGREGATE, { workerData: { redisUrl: o.redisUrl, prefix: o.prefix, campaign } });
+      t.on("message", (m: { aggregated: boolean; out?: string; error?: string }) => {
+        if (m.aggregated) o.log.info({ campaign, out: m.out }, "campaign complete: report written");
+        else if (m.error) o.log.error({ campaign, err: m.error }, "aggregation failed");
+      });
+      t.on("error", (e) => o.log.error({ campaign, err: e.message }, "aggregation thread failed"));
+      t.on("exit", () => resolve());
+    });
+    aggregations.add(run);
+    void run.finally(() => aggregations.delete(run));
+  };
 
   const attach = (campaign: string) => {
     if (workers.has(campaign)) return;
@@ -75,6 +97,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       if (r.timings?.infer_s) metrics.rate.set(inf / r.timings.infer_s);
       if (r.timings?.total_s) metrics.duration.observe(r.timings.total_s);
       o.log.info({ job: job.id, campaign, livetime: r.livetime, events: r.events }, "completed");
+      void maybeAggregate(campaign).catch((e) => o.log.error({ campaign, err: (e as Error).message }, "completion check failed"));
     });
     w.on("failed", (job: Job<JobPayload, JobSummary> | undefined, err: Error) => {
       metrics.active.dec();
@@ -91,7 +114,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         livetime_lost: job.data.livetime,
         attempts: job.attemptsMade,
         failed_at: Date.now(),
-      }).catch((e) => o.log.error({ job: job.id, err: (e as Error).message }, "could not record the failure"));
+      })
+        .then(() => maybeAggregate(campaign))
+        .catch((e) => o.log.error({ job: job.id, err: (e as Error).message }, "could not record the failure"));
     });
     w.on("error", (err) => o.log.error({ campaign, err: err.message }, "worker error"));
     workers.set(campaign, w);
@@ -125,6 +150,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
           o.log.warn({ graceMs: grace }, "running jobs did not finish in time: handing them back");
           await Promise.all(all.map((w) => w.close(true)));
         }
+        await Promise.all(aggregations);
         await metrics.close();
       })();
       return closing;

@@ -105,6 +105,13 @@ export interface ServerPoolOptions {
   model?: string;
   /** Options for each server's client (endpoint excluded). */
   client?: Omit<ClientOptions, "endpoint">;
+  /** A pino logger (or anything with info/warn): health changes, failovers, discovery. */
+  logger?: PoolLogger;
+}
+
+export interface PoolLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
 }
 
 export interface ServerState {
@@ -206,6 +213,7 @@ export class ServerPool implements CarrierProvider {
     for (const e of this.entries.values()) e.listed = fixed.includes(e.endpoint) || found.includes(e.endpoint);
     for (const ep of found) {
       const isNew = !this.entries.has(ep);
+      if (isNew) this.opts.logger?.info({ endpoint: ep, prefix: d.prefix }, "inference server discovered");
       const e = this.add(ep);
       if (isNew) await this.probe(e);
     }
@@ -228,6 +236,10 @@ export class ServerPool implements CarrierProvider {
   }
 
   private setHealthy(e: Entry, healthy: boolean, reason?: string): void {
+    if (healthy !== e.healthy) {
+      if (healthy) this.opts.logger?.info({ endpoint: e.endpoint }, "inference server healthy");
+      else this.opts.logger?.warn({ endpoint: e.endpoint, reason }, "inference server unhealthy");
+    }
     e.healthy = healthy;
     e.lastError = reason;
     if (healthy) this.wakeAny();
@@ -399,7 +411,15 @@ export class ServerPool implements CarrierProvider {
 
   /** A snapshotter sequence on the least-loaded server, failing over to others. */
   openSequence(opts: Omit<SequenceStreamOptions, "carrier">): SequenceStream {
-    return new SequenceStream({ ...opts, carrier: this });
+    const log = this.opts.logger;
+    return new SequenceStream({
+      ...opts,
+      carrier: this,
+      onFailover: (info) => {
+        log?.warn({ model: opts.model, from: info.from, to: info.to, replayed: info.replayed, resent: info.resent, error: info.error.message }, "sequence failed over");
+        opts.onFailover?.(info);
+      },
+    });
   }
 
   close(): void {

@@ -1,0 +1,20 @@
+// Runs the campaign's aggregation off the worker's event loop (it reads every
+// job file): started when a campaign looks complete; aggregateIfComplete
+// makes sure exactly one process, campaign-wide, does it.
+import { workerData, parentPort } from "node:worker_threads";
+import { Redis } from "ioredis";
+import pino from "pino";
+import { aggregateIfComplete } from "@timeslide/aggregator";
+
+const { redisUrl, prefix, campaign } = workerData as { redisUrl: string; prefix: string; campaign: string };
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+const logger = pino({ base: { process: "aggregator", campaign } }, pino.destination(2));
+try {
+  const r = await aggregateIfComplete({ redis, prefix, campaign, logger });
+  parentPort?.postMessage(r ? { aggregated: true, out: r.out } : { aggregated: false });
+} catch (e) {
+  logger.error({ err: (e as Error).message }, "aggregation failed");
+  parentPort?.postMessage({ aggregated: false, error: (e as Error).message });
+} finally {
+  redis.disconnect();
+}
