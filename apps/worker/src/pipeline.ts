@@ -98,6 +98,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     pieces.push(piece);
   }
   const readS = (performance.now() - tRead) / 1000;
+  o.log?.debug({ shifts: shifts.length, strain_s: strainSeconds, read_whiten_s: readS }, "read and whitened: streaming");
 
   // Stream every shift; several sequences in flight.
   const limit = pLimit(Math.max(1, o.concurrency ?? 4));

@@ -28,8 +28,8 @@ function poolFor(campaign: string, servers: string[] | "registry") {
   if (!p) {
     const pool =
       key === "registry"
-        ? new ServerPool({ discovery: { redis, prefix: env.prefix } })
-        : new ServerPool({ endpoints: key });
+        ? new ServerPool({ discovery: { redis, prefix: env.prefix }, logger: log })
+        : new ServerPool({ endpoints: key, logger: log }); // health changes and failovers show in the logs
     const started = pool.start();
     p = {
       pool,

@@ -82,6 +82,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       concurrency: o.concurrency ?? 1,
       useWorkerThreads: true,
       lockDuration: o.lockDuration ?? 60_000,
+      // Stalled jobs are found one to two check periods after their lock
+      // expired: a short lock must come with frequent checks to matter.
+      stalledInterval: Math.min(30_000, o.lockDuration ?? 60_000),
       maxStalledCount: 2,
       removeOnComplete: RETENTION.removeOnComplete,
       removeOnFail: RETENTION.removeOnFail,

@@ -58,3 +58,63 @@ export async function checkEvictionPolicy(redis: Redis): Promise<string | undefi
   }
   return undefined;
 }
+
+export interface EnsuredRedis {
+  url: string;
+  /** where it came from, for messages */
+  source: "REDIS_URL" | "localhost" | "private";
+  /** stops a private redis-server (no-op otherwise) */
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis to use: REDIS_URL if set (it must answer), else 127.0.0.1:6379,
+ * else a private `redis-server` on a free port (no persistence), stopped by
+ * `stop()`. Throws a message that says what to install when none can be had.
+ */
+export async function ensureRedis(env: NodeJS.ProcessEnv = process.env): Promise<EnsuredRedis> {
+  const { spawn, spawnSync } = await import("node:child_process");
+  const { createServer } = await import("node:net");
+  const noop = async () => {};
+  const answers = async (url: string) => {
+    try {
+      (await connectRedis(url, {}, 1500)).disconnect();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (env.REDIS_URL) {
+    if (await answers(env.REDIS_URL)) return { url: env.REDIS_URL, source: "REDIS_URL", stop: noop };
+    throw new Error(`REDIS_URL=${redactRedisUrl(env.REDIS_URL)} does not answer; start that Redis or unset REDIS_URL`);
+  }
+  if (await answers("redis://127.0.0.1:6379")) return { url: "redis://127.0.0.1:6379", source: "localhost", stop: noop };
+  if (spawnSync("redis-server", ["--version"]).error)
+    throw new Error(
+      "no Redis answers on 127.0.0.1:6379 and redis-server is not installed: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:port",
+    );
+  const port = await new Promise<number>((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+    s.on("error", reject);
+  });
+  const child = spawn("redis-server", ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; i < 50 && !(await answers(url)); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!(await answers(url))) {
+    child.kill("SIGKILL");
+    throw new Error(`started redis-server on port ${port} but it does not answer`);
+  }
+  return {
+    url,
+    source: "private",
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}

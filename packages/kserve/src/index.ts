@@ -19,7 +19,8 @@
 //   client     (client.ts) InferenceClient, InferStream, KServeError, isServerFailure, outputOf,
 //              buildInferRequest / parseInferResponse, MAX_MESSAGE_BYTES
 //   wire       (wire.ts) parseInferRequest / buildInferResponse  (server side)
-//   streams    (sequence.ts) SequenceStream, updateLength, stateLength, randomSequenceId
+//   streams    (sequence.ts) SequenceStream, updateLength, stateLength, sliceUpdate, windowEnd,
+//              randomSequenceId
 //   pool       (pool.ts) ServerPool, registerServer, discoverServers, parseEndpoints, registryKey,
 //              DEFAULT_REGISTRY_PREFIX ("timeslide"), DEFAULT_REGISTRY_TTL_SECONDS
 // README.md documents the contracts (loader options, errors, sequences, registry layout).

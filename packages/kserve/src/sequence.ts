@@ -40,6 +40,30 @@ export function checkGeometry(g: SnapshotGeometry): void {
   }
 }
 
+/**
+ * Update k of a stream given per-channel sample arrays: samples
+ * [k·U, (k+1)·U) of every channel, laid out [channels, U].
+ */
+export function sliceUpdate(channels: readonly Float32Array[], k: number, g: SnapshotGeometry): Float32Array {
+  const U = updateLength(g);
+  if (channels.length !== g.channels) throw new RangeError(`sliceUpdate: ${channels.length} channels given, geometry has ${g.channels}`);
+  const out = new Float32Array(g.channels * U);
+  channels.forEach((ch, c) => {
+    if ((k + 1) * U > ch.length) throw new RangeError(`sliceUpdate: update ${k} needs samples up to ${(k + 1) * U}, channel ${c} has ${ch.length}`);
+    out.set(ch.subarray(k * U, (k + 1) * U), c * U);
+  });
+  return out;
+}
+
+/**
+ * Exclusive end (in samples from the start of the sequence) of window j
+ * of the response to update k: (k+1)·U − (batch−1−j)·stride. Windows that
+ * end before `kernel` samples have been sent include the zero initial state.
+ */
+export function windowEnd(k: number, j: number, g: SnapshotGeometry): number {
+  return (k + 1) * updateLength(g) - (g.batch - 1 - j) * g.stride;
+}
+
 /** A random sequence id in [1, 2^63): ids must not collide between clients sharing a server. */
 export function randomSequenceId(): bigint {
   const v = randomBytes(8).readBigUInt64BE(0) & (2n ** 63n - 1n);
@@ -85,6 +109,12 @@ export interface SequenceStreamOptions {
   parameters?: Record<string, ParamValue>;
   /** How many times one update may be moved to another server; default 3. */
   maxFailovers?: number;
+  /**
+   * Rebuild the sequence in place when the server answers that it lost it
+   * (the in-band "must specify the START flag" error after idle expiry);
+   * default true.
+   */
+  restartOnLostState?: boolean;
   /** Called whenever the sequence moves to another server. */
   onFailover?: (info: { from: string; to: string; error: Error; replayed: number; resent: number }) => void;
 }
@@ -96,6 +126,11 @@ interface Pending {
   result?: InferResult;
   resolve: (r: InferResult) => void;
   reject: (e: Error) => void;
+}
+
+/** The in-band error of a server that no longer knows the sequence (Triton's wording, and ours). */
+function lostState(err: Error): boolean {
+  return err instanceof KServeError && err.inBand && /START flag|sequence_start first/i.test(err.details);
 }
 
 function isProvider(x: SequenceCarrier | CarrierProvider): x is CarrierProvider {
@@ -129,7 +164,7 @@ export class SequenceStream {
   /** Serialises writes so requests of the sequence reach the server in order. */
   private writeChain: Promise<void> = Promise.resolve();
   /** Requests written (replays included) and bytes of update payload written. */
-  readonly counters = { requests: 0, replayed: 0, payloadBytes: 0, failovers: 0 };
+  readonly counters = { requests: 0, replayed: 0, payloadBytes: 0, failovers: 0, restarts: 0 };
 
   constructor(opts: SequenceStreamOptions) {
     checkGeometry(opts.geometry);
@@ -317,28 +352,41 @@ export class SequenceStream {
   }
 
   private onError(carrier: SequenceCarrier, err: Error): void {
+    const budgetLeft = this.failovers < (this.opts.maxFailovers ?? 3);
+    if (budgetLeft && (this.opts.restartOnLostState ?? true) && lostState(err)) {
+      // The server forgot the sequence (idle expiry, restart behind a proxy):
+      // rebuild it in place, same server.
+      this.failovers++;
+      this.counters.restarts++;
+      void this.failover(carrier, err, true);
+      return;
+    }
     const recoverable = isServerFailure(err) && isProvider(this.opts.carrier);
-    if (!recoverable || this.failovers >= (this.opts.maxFailovers ?? 3)) {
+    if (!recoverable || !budgetLeft) {
       this.abort(err);
       return;
     }
     this.failovers++;
     this.counters.failovers++;
     this.provider.failed?.(carrier, err);
-    void this.failover(carrier, err);
+    void this.failover(carrier, err, false);
   }
 
-  private async failover(from: SequenceCarrier, err: Error): Promise<void> {
+  private async failover(from: SequenceCarrier, err: Error, sameServer: boolean): Promise<void> {
     const gen = ++this.generation;
-    this.leave();
-    this.failingOver = true;
     let to: SequenceCarrier;
-    try {
-      to = await this.currentCarrier(new Set([from.endpoint]));
-    } catch (e) {
-      this.failingOver = false;
-      this.abort(new Error(`sequence ${String(this.sequenceId)}: no server to fail over to after ${err.message}: ${(e as Error).message}`));
-      return;
+    if (sameServer) {
+      to = from;
+    } else {
+      this.leave();
+      this.failingOver = true;
+      try {
+        to = await this.currentCarrier(new Set([from.endpoint]));
+      } catch (e) {
+        this.failingOver = false;
+        this.abort(new Error(`sequence ${String(this.sequenceId)}: no server to fail over to after ${err.message}: ${(e as Error).message}`));
+        return;
+      }
     }
     this.failingOver = false;
     if (gen !== this.generation) return;
@@ -348,7 +396,7 @@ export class SequenceStream {
       p.result = undefined;
       return p;
     });
-    this.opts.onFailover?.({ from: from.endpoint, to: to.endpoint, error: err, replayed: replay.length, resent: resend.length });
+    if (!sameServer) this.opts.onFailover?.({ from: from.endpoint, to: to.endpoint, error: err, replayed: replay.length, resent: resend.length });
     // Replays rebuild the state; their outputs duplicate answered ones and are dropped.
     for (const u of replay) {
       this.counters.replayed++;

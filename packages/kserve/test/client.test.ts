@@ -244,7 +244,7 @@ describe("ModelStreamInfer", () => {
   });
 
   it("a dying server fails pending stream requests with UNAVAILABLE", async () => {
-    const srv = await startToyServer();
+    const srv = await startToyServer([], { process: true });
     const c = new InferenceClient(srv.endpoint);
     try {
       await c.waitForReady();

@@ -77,6 +77,11 @@ describe.skipIf(!available)("client against the embedded server", () => {
     const { writeDemoRepository } = await import("@timeslide/model-repo");
     repo = mkdtempSync(join(tmpdir(), "kserve-embedded-"));
     writeDemoRepository(repo, { nIfo: G.channels, kernel: G.kernel, stride: G.stride, batch: G.batch, nTemplates: 4, maxBatchSize: 16 });
+    // the same stream with a 200 ms sequence idle timeout
+    writeDemoRepository(repo, {
+      nIfo: G.channels, kernel: G.kernel, stride: G.stride, batch: G.batch, nTemplates: 4, maxBatchSize: 16,
+      sequenceIdleMicroseconds: 200_000, detectorName: "detector-idle", snapshotterName: "snapshotter-idle", ensembleName: "detector-stream-idle",
+    });
     [a, b] = await Promise.all([startEmbedded(repo), startEmbedded(repo)]);
     client = new InferenceClient(a.endpoint);
   }, 60_000);
@@ -165,6 +170,23 @@ describe.skipIf(!available)("client against the embedded server", () => {
     const solo = new SequenceStream({ carrier: stream, model: "detector-stream", geometry: G });
     for (let k = 0; k < 3; k++) expect(stat(await solo.send(updateAt(x, n, G, k)))).toEqual(rx[k]);
     expect(rx).not.toEqual(ry);
+    await stream.end();
+  });
+
+  it("a sequence the server dropped as idle is rebuilt in place with identical outputs", async () => {
+    const K = 5;
+    const n = K * G.stride * G.batch;
+    const data = strain(G.channels, n, 55);
+    const stream = client.openStream();
+    const ref = new SequenceStream({ carrier: stream, model: "detector-stream-idle", geometry: G });
+    const expected = await Promise.all(Array.from({ length: K }, (_, k) => ref.send(updateAt(data, n, G, k)).then(stat)));
+    const seq = new SequenceStream({ carrier: stream, model: "detector-stream-idle", geometry: G });
+    const got: number[][] = [];
+    for (let k = 0; k < 2; k++) got.push(stat(await seq.send(updateAt(data, n, G, k))));
+    await new Promise((r) => setTimeout(r, 800)); // idle > 200 ms: the server drops the sequence
+    for (let k = 2; k < K; k++) got.push(stat(await seq.send(updateAt(data, n, G, k))));
+    expect(seq.counters.restarts).toBeGreaterThanOrEqual(1); // more if the machine is slow enough to idle again
+    expect(got).toEqual(expected);
     await stream.end();
   });
 

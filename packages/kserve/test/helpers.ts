@@ -7,12 +7,36 @@ const TOY = fileURLToPath(new URL("./fixtures/toy-server.mjs", import.meta.url))
 export interface ToyServer {
   endpoint: string;
   port: number;
-  proc: ChildProcess;
+  /** Only for servers started as a process. */
+  proc?: ChildProcess;
+  /** SIGKILL/SIGTERM for a process; an in-process server shuts down (gracefully for SIGTERM). */
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts the protocol-only toy server in a child process (so a test can SIGKILL it). */
-export function startToyServer(args: string[] = []): Promise<ToyServer> {
+/**
+ * Starts the protocol-only toy server: in this process by default (cheap),
+ * or as a child process when a test must kill it like a crashed server.
+ */
+export async function startToyServer(args: string[] = [], opts: { process?: boolean } = {}): Promise<ToyServer> {
+  if (opts.process) return startToyProcess(args);
+  const { startToy } = (await import(TOY)) as {
+    startToy(a: string[]): Promise<{ port: number; close(): Promise<void>; server: { forceShutdown(): void } }>;
+  };
+  const toy = await startToy(args);
+  let closed = false;
+  return {
+    endpoint: `127.0.0.1:${toy.port}`,
+    port: toy.port,
+    kill: async (signal = "SIGKILL") => {
+      if (closed) return;
+      closed = true;
+      if (signal === "SIGTERM") await toy.close();
+      else toy.server.forceShutdown();
+    },
+  };
+}
+
+function startToyProcess(args: string[]): Promise<ToyServer> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [TOY, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";

@@ -13,8 +13,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-async function servers(n: number): Promise<ToyServer[]> {
-  const s = await Promise.all(Array.from({ length: n }, () => startToyServer()));
+async function servers(n: number, asProcess = false): Promise<ToyServer[]> {
+  const s = await Promise.all(Array.from({ length: n }, () => startToyServer([], { process: asProcess })));
   cleanup.push(() => Promise.all(s.map((x) => x.kill("SIGKILL"))));
   return s;
 }
@@ -75,7 +75,7 @@ describe("ServerPool", () => {
   });
 
   it("health checks take a dead server out and requests go to the living one", async () => {
-    const [a, b] = await servers(2);
+    const [a, b] = await servers(2, true);
     const pool = await ServerPool.create({ endpoints: [a.endpoint, b.endpoint], healthIntervalMs: 60_000 });
     cleanup.push(() => pool.close());
     expect(pool.servers().every((s) => s.healthy)).toBe(true);
@@ -124,7 +124,7 @@ describe("ServerPool", () => {
     }
     await refStream.end();
 
-    const [a, b] = await servers(2);
+    const [a, b] = await servers(2, true);
     const pool = await ServerPool.create({ endpoints: [a.endpoint, b.endpoint], maxInFlightPerServer: 4, healthIntervalMs: 60_000 });
     cleanup.push(() => pool.close());
     const moves: Array<{ from: string; to: string; replayed: number; resent: number }> = [];

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InferenceClient, outputOf } from "../src/client.js";
-import { SequenceStream, stateLength, updateLength, randomSequenceId } from "../src/sequence.js";
+import { SequenceStream, sliceUpdate, stateLength, updateLength, randomSequenceId, windowEnd } from "../src/sequence.js";
 import { startToyServer, type ToyServer } from "./helpers.js";
 import { TOY_GEOMETRY as G, strain, updateAt, windowsAfter } from "./reference.js";
 
@@ -26,6 +26,21 @@ describe("SequenceStream", () => {
     expect(randomSequenceId()).toBeGreaterThan(0n);
     const stream = { endpoint: "x", infer: () => Promise.reject(new Error("unused")) };
     expect(() => new SequenceStream({ carrier: stream, model: "m", geometry: { ...G, stride: 0 } })).toThrow(/stride = 0/);
+  });
+
+  it("sliceUpdate and windowEnd agree with the reference layout", () => {
+    const n = 4 * updateLength(G);
+    const data = strain(G.channels, n, 3);
+    const chans = [data.subarray(0, n), data.subarray(n, 2 * n)];
+    for (let k = 0; k < 4; k++) expect(Array.from(sliceUpdate(chans, k, G))).toEqual(Array.from(updateAt(data, n, G, k)));
+    expect(() => sliceUpdate(chans, 4, G)).toThrow(/update 4 needs samples up to 30, channel 0 has 24/);
+    // the last window of update k ends at the last sample sent; window j is (batch-1-j) strides earlier
+    const w = windowsAfter(data, n, G, 2);
+    for (let j = 0; j < G.batch; j++) {
+      const end = windowEnd(2, j, G);
+      expect(w[(j * G.channels + 0) * G.kernel + G.kernel - 1]).toBe(data[end - 1]);
+    }
+    expect(windowEnd(2, G.batch - 1, G)).toBe(3 * updateLength(G));
   });
 
   it("streaming updates gives the same statistic as sending every full window", async () => {
@@ -70,6 +85,36 @@ describe("SequenceStream", () => {
       expect(stat(rb)).toEqual(stat(ra));
     }
     await stream.end();
+  });
+
+  it("rebuilds a sequence the server forgot (idle expiry) in place, outputs unchanged", async () => {
+    const forgetful = await startToyServer(["0", "--idle-ms", "150"]);
+    const c = new InferenceClient(forgetful.endpoint);
+    try {
+      await c.waitForReady();
+      const K = 6;
+      const n = K * updateLength(G);
+      const data = strain(G.channels, n, 77);
+      const stream = c.openStream();
+      const ref = new SequenceStream({ carrier: stream, model: "snapshotter", geometry: G });
+      const expected = await Promise.all(Array.from({ length: K }, (_, k) => ref.send(updateAt(data, n, G, k)).then(stat)));
+      const seq = new SequenceStream({ carrier: stream, model: "snapshotter", geometry: G });
+      const got: number[][] = [];
+      for (let k = 0; k < 3; k++) got.push(stat(await seq.send(updateAt(data, n, G, k))));
+      await new Promise((r) => setTimeout(r, 400)); // the server drops the idle sequence
+      got.push(...(await Promise.all([3, 4, 5].map((k) => seq.send(updateAt(data, n, G, k)).then(stat)))));
+      expect(got).toEqual(expected);
+      expect(seq.counters.restarts).toBeGreaterThanOrEqual(1); // more if the machine is slow enough to idle again
+      // without the restart the same gap is fatal
+      const strict = new SequenceStream({ carrier: stream, model: "snapshotter", geometry: G, restartOnLostState: false });
+      await strict.send(updateAt(data, n, G, 0));
+      await new Promise((r) => setTimeout(r, 400));
+      await expect(strict.send(updateAt(data, n, G, 1))).rejects.toThrow(/send sequence_start first/);
+      await stream.end();
+    } finally {
+      c.close();
+      await forgetful.kill("SIGKILL");
+    }
   });
 
   it("rejects updates of the wrong size with a clear message", async () => {
