@@ -1,5 +1,5 @@
 import { defineProject } from "vitest/config";
 
 export default defineProject({
-  test: { include: ["**/*.test.ts"], exclude: ["**/node_modules/**"], testTimeout: 120_000 },
+  test: { include: ["**/*.test.ts"], exclude: ["**/node_modules/**"], testTimeout: 300_000, hookTimeout: 120_000 },
 });

@@ -121,8 +121,11 @@ export function startSidecar(o: RegisterFlags & { redisClient: Redis; prefix: st
   const finish = async () => {
     clearTimeout(timer);
     wake?.();
-    if (registration) await registration.stop().catch(() => undefined);
-    else await o.redisClient.zrem(key, advertise).catch(() => undefined); // a paused entry goes now, not at lapse
+    await registration?.stop().catch(() => undefined);
+    // Again after stop(): a refresh already in flight when stop() ran lands
+    // after its ZREM (same connection, so this one lands last); and a paused
+    // entry goes now rather than at the end of its lease.
+    await o.redisClient.zrem(key, advertise).catch(() => undefined);
     registration = undefined;
     client.close();
     log.info("deregistered");
