@@ -10,6 +10,8 @@ import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InferenceClient, discoverServers, outputOf } from "@timeslide/kserve";
 import { connectRedis } from "@timeslide/campaign";
+import { parseModelRepoFlags } from "../src/commands/model-repo.js";
+import { parseRegisterFlags } from "../src/commands/register.js";
 
 const CLI = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
@@ -126,17 +128,19 @@ afterAll(async () => {
 
 describe("timeslide model-repo", () => {
   it("refuses bad flags with the flag and what was expected", async () => {
+    const defaults = { ifos: "2", kernelLength: "1.5", sampleRate: "2048", inferenceSamplingRate: "4", batchSize: "128", dynamicBatching: true, device: "cpu", instances: "1", force: false, json: false };
+    expect(() => parseModelRepoFlags({ ...defaults, out: "m", kernelLength: "1.3", sampleRate: "256", inferenceSamplingRate: "3" })).toThrow(
+      "model-repo: --kernel-length: 1.3 s at 256 Hz is 332.8 samples; expected a whole number; --inference-sampling-rate: 3 Hz must divide --sample-rate 256 Hz",
+    );
+    expect(() => parseModelRepoFlags({ ...defaults, out: "m", batchSize: "256", maxBatchSize: "64" })).toThrow("--max-batch-size: 64 is below --batch-size 256");
+    expect(() => parseModelRepoFlags({ ...defaults, out: "m", device: "tpu" })).toThrow("--device: expected cpu or gpu");
+    expect(() => parseModelRepoFlags({ ...defaults, out: "m", ifos: "1" })).toThrow("--ifos: expected >= 2");
+    expect(() => parseModelRepoFlags({ ...defaults, out: "m", kernelLength: "abc" })).toThrow("--kernel-length: expected a positive number");
+    expect(parseModelRepoFlags({ ...defaults, out: "m" })).toMatchObject({ out: "m", ifos: 2, kernelLength: 1.5, sampleRate: 2048, inferenceSamplingRate: 4, batchSize: 128 });
+    // Through the CLI: message on stderr, exit status 1.
     const missing = await cliRun(["model-repo"]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain("--out: a directory is required");
-    const bad = await cliRun(["model-repo", "--out", join(dir, "bad"), "--kernel-length", "1.3", "--sample-rate", "256", "--inference-sampling-rate", "3"]);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain("--kernel-length: 1.3 s at 256 Hz is 332.8 samples; expected a whole number");
-    expect(bad.stderr).toContain("--inference-sampling-rate: 3 Hz must divide --sample-rate 256 Hz");
-    const batch = await cliRun(["model-repo", "--out", join(dir, "bad"), "--batch-size", "256", "--max-batch-size", "64", "--device", "tpu"]);
-    expect(batch.code).toBe(1);
-    expect(batch.stderr).toContain("--max-batch-size: 64 is below --batch-size 256");
-    expect(batch.stderr).toContain("--device: expected cpu or gpu");
+    expect(missing.stderr).toBe("timeslide: model-repo: --out: a directory is required (--out DIR)\n");
   });
 
   it("writes a repository that timeslide serve loads and answers on, streaming equal to the detector", async () => {
@@ -242,12 +246,13 @@ describe("timeslide register", () => {
     } finally {
       await redis.quit();
     }
-  }, 60_000);
+  }, 90_000);
 
-  it("refuses bad flags", async () => {
-    const r = await cliRun(["register", "--endpoint", "nohost", "--ttl", "0"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('--endpoint[0]: "nohost" is not an endpoint: expected host:port');
-    expect(r.stderr).toContain("--ttl: expected at least 1 s");
+  it("refuses bad flags", () => {
+    expect(() => parseRegisterFlags({ endpoint: "nohost", ttl: "0", readyTimeout: "0" })).toThrow('register: --endpoint[0]: "nohost" is not an endpoint: expected host:port; --ttl: expected at least 1 s');
+    expect(() => parseRegisterFlags({ ttl: "15", readyTimeout: "0" })).toThrow("--endpoint: required (host:port)");
+    expect(() => parseRegisterFlags({ endpoint: "a:1,b:2", ttl: "15", readyTimeout: "0" })).toThrow("--endpoint: expected one host:port, got 2");
+    expect(() => parseRegisterFlags({ endpoint: "a:1", ttl: "15", readyTimeout: "0", redis: "http://:pw@x" })).toThrow('--redis: expected a redis:// or rediss:// URL, got "http://:***@x/"');
+    expect(parseRegisterFlags({ endpoint: " gpu7:8001 ", ttl: "30", readyTimeout: "0", model: "detector-stream" })).toEqual({ endpoint: "gpu7:8001", ttl: 30, readyTimeout: 0, model: "detector-stream" });
   });
 });

@@ -13,6 +13,7 @@ import {
 import type { Logger } from "pino";
 import { InferenceError, invalid, notFound } from "./errors.js";
 import { OrtInstance } from "./instances.js";
+import type { EngineObserver } from "./metrics.js";
 import { concatBatch, configToDatatype, elementCount, scalar, splitBatch, zeros, type Datatype, type HostTensor } from "./tensors.js";
 
 /** Triton's default max_sequence_idle_microseconds. */
@@ -183,12 +184,9 @@ class OnnxVersion extends ServedVersion {
       const t2 = now();
       const parts = jobs.length > 1 ? splitOutputs(r.outputs, sizes) : [r.outputs];
       const t3 = now();
-      this.stats.addExecution(
-        sizes.reduce((a, b) => a + b, 0),
-        ms2ns(t1 - t0),
-        r.inferNs,
-        ms2ns(t3 - t2),
-      );
+      const total = sizes.reduce((a, b) => a + b, 0);
+      this.stats.addExecution(total, ms2ns(t1 - t0), r.inferNs, ms2ns(t3 - t2));
+      this.model.observer?.execution(this.model.name, this.version, total, jobs.map((j) => (started - j.enqueued) / 1000), r.inferNs / 1e9);
       jobs.forEach((j, i) => j.resolve({ outputs: parts[i], inferNs: r.inferNs, queueNs: ms2ns(started - j.enqueued) }));
     } catch (e) {
       for (const j of jobs) j.reject(e as Error);
@@ -245,6 +243,7 @@ export class ServedModel {
   readonly sequenceIdleMs: number;
   /** Outputs fetched from ONNX Runtime: the config's outputs and the state outputs. */
   fetches: string[] | undefined;
+  observer: EngineObserver | undefined;
 
   constructor(
     readonly entry: ModelEntry,
@@ -394,6 +393,8 @@ export interface EngineOptions {
   /** ONNX Runtime intra-op threads per model instance. */
   threads: number;
   logger: Logger;
+  /** Receives request and execution measurements (Prometheus metrics). */
+  observer?: EngineObserver;
 }
 
 export interface ModelIndexEntry {
@@ -488,6 +489,7 @@ export class Engine {
         if (!this.models.has(step.model_name)) throw new Error(`ensemble step model '${step.model_name}' is not loaded`);
       }
       const m = new ServedModel(entry, config, "ensemble");
+      m.observer = this.opts.observer;
       for (const v of versions) m.versions.set(v, new EnsembleVersion(v));
       return m;
     }
@@ -503,6 +505,7 @@ export class Engine {
       if (!config.output?.length) config.output = derived.output!.filter((t) => !stateOutputs.has(t.name));
     }
     const m = new ServedModel(entry, config, "onnx");
+    m.observer = this.opts.observer;
     const count = Math.max(1, (config.instance_group ?? []).reduce((a, g) => a + (Number(g.count) || 1), 0));
     try {
       for (const v of versions) {
@@ -583,9 +586,11 @@ export class Engine {
       if (m.kind === "ensemble") v.stats.execution_count++;
       v.stats.success.add(ms2ns(now() - t0));
       v.stats.last_inference = Date.now();
+      this.opts.observer?.request(m.name, v.version, true, (now() - t0) / 1000, m.maxBatchSize > 0 ? batch : 1);
       return { model: m, version: v.version, outputs };
     } catch (e) {
       v.stats.fail.add(ms2ns(now() - t0));
+      this.opts.observer?.request(m.name, v.version, false, (now() - t0) / 1000, 0);
       throw e;
     } finally {
       v.leave();

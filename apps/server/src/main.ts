@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // The embedded inference server as a process:
 //   node apps/server/dist/main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N]
-//                                 [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]
+//                                 [--metrics-port P] [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { startServer } from "./server.js";
 
 const USAGE =
-  "usage: main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N] [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]\n";
+  "usage: main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N] [--metrics-port P] [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]\n";
 
 let values;
 try {
@@ -21,6 +21,7 @@ try {
       register: { type: "string" },
       advertise: { type: "string" },
       ttl: { type: "string", default: "15" },
+      "metrics-port": { type: "string" },
       help: { type: "boolean" },
     },
   }));
@@ -40,6 +41,7 @@ try {
     host: values.host,
     port: Number(values.port),
     threads: Number(values.threads),
+    metricsPort: values["metrics-port"] !== undefined ? Number(values["metrics-port"]) : undefined,
     logger: log,
     register: values.register ? { redis: values.register, advertise: values.advertise, ttlSeconds: Number(values.ttl) } : undefined,
   });

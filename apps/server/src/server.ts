@@ -14,6 +14,7 @@ import type {
 import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { Engine, type SequenceFlags, type ServedModel } from "./engine.js";
+import { ServerMetrics } from "./metrics.js";
 import { InferenceError, invalid, toGrpcError } from "./errors.js";
 import { decodeContents, decodeRaw, encodeRaw, isDatatype, type HostTensor } from "./tensors.js";
 
@@ -26,6 +27,8 @@ const optionsSchema = z.object({
   host: z.string().default("0.0.0.0"),
   port: z.number().int().min(0).max(65535).default(8001),
   threads: z.number().int().min(1).max(256).default(1),
+  /** Serve Prometheus metrics on this HTTP port (0: any free port); absent: no metrics endpoint. */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
   logger: z.custom<Logger>().optional(),
   /** Register this server in Redis (the pool's discovery), refreshed every ttl/3 until close(). */
   register: z
@@ -47,6 +50,8 @@ export interface RunningServer {
   port: number;
   /** The endpoint registered in Redis, when registering. */
   registered?: string;
+  /** The bound Prometheus metrics port, when serving metrics. */
+  metricsPort?: number;
   engine: Engine;
   close(): Promise<void>;
 }
@@ -115,8 +120,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const o = parsed.data;
   const log = o.logger ?? pino({ name: "timeslide-server" });
-  const engine = new Engine({ repository: o.repository, threads: o.threads, logger: log });
+  const metrics = o.metricsPort !== undefined ? new ServerMetrics() : undefined;
+  const engine = new Engine({ repository: o.repository, threads: o.threads, logger: log, observer: metrics });
   await engine.loadAll();
+  let metricsPort: number | undefined;
+  if (metrics) {
+    metricsPort = await metrics.listen(o.metricsPort!, o.host, () => {
+      metrics.sequences.reset();
+      for (const m of engine.models.values()) if (m.config.sequence_batching) metrics.sequences.set({ model: m.name }, m.sequences.size);
+    });
+  }
 
   const protos = loadInferenceProtos();
 
@@ -293,10 +306,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   server.addService(protos.GRPCInferenceService.service, handlers);
   server.addService(protos.Health.service, health);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  log.info({ port, repository: o.repository, threads: o.threads, models: [...engine.models.keys()] }, "inference server listening");
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  } catch (e) {
+    await engine.close();
+    await metrics?.close();
+    throw new Error(`cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`);
+  }
+  log.info({ port, metricsPort, repository: o.repository, threads: o.threads, models: [...engine.models.keys()] }, "inference server listening");
   let registration: Registration | undefined;
   let redis: Redis | undefined;
   let registered: string | undefined;
@@ -314,6 +334,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       redis?.disconnect();
       server.forceShutdown();
       await engine.close();
+      await metrics?.close();
       throw new Error(`cannot register in Redis at ${o.register.redis}: ${(e as Error).message}`);
     }
   }
@@ -322,6 +343,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port,
     engine,
     registered,
+    metricsPort,
     async close() {
       if (closed) return;
       closed = true;
@@ -339,6 +361,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         });
       });
       await engine.close();
+      await metrics?.close();
     },
   };
 }

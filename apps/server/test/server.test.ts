@@ -343,6 +343,31 @@ describe("embedded server against a protocol-only client", () => {
     expect(res.model_version).toBe("2");
     await expectStatus(c.rpc("RepositoryModelLoad", { model_name: "missing" }), status.INVALID_ARGUMENT, /failed to load 'missing'.*no model "missing"/);
   });
+
+  it("reloads a model with a new version without dropping in-flight requests", async () => {
+    const x = noise(4 * nIfo * kernel, 21);
+    const want = Array.from((await detector.run({ whitened: new ort.Tensor("float32", x, [4, nIfo, kernel]) })).detection_statistic.data as Float32Array);
+    const infer = () =>
+      c.rpc("ModelInfer", {
+        model_name: "detector",
+        inputs: [{ name: "whitened", datatype: "FP32", shape: [4, nIfo, kernel] }],
+        raw_input_contents: [f32raw(x)],
+      });
+    const before = Array.from({ length: 12 }, infer);
+    copyVersion(repo, "detector", 1, 2);
+    const load = c.rpc("RepositoryModelLoad", { model_name: "detector" });
+    const during = Array.from({ length: 12 }, infer);
+    await load;
+    const after = await infer();
+    const all = await Promise.all([...before, ...during]);
+    for (const r of [...all, after]) {
+      const got = Array.from(rawf32(r.raw_output_contents[0]));
+      got.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThanOrEqual(1e-5 * Math.abs(want[i])));
+    }
+    expect(after.model_version).toBe("2");
+    expect(new Set(all.map((r) => r.model_version))).toContain("1");
+    expect((await c.rpc("ModelMetadata", { name: "detector" })).versions).toEqual(["2"]);
+  });
 });
 
 describe("idle sequences", () => {
@@ -361,6 +386,32 @@ describe("idle sequences", () => {
       await c.rpc("ModelInfer", req(false)); // still alive
       await new Promise((r) => setTimeout(r, 700));
       await expectStatus(c.rpc("ModelInfer", req(false)), status.INVALID_ARGUMENT, /sequence 12 to model 'snapshotter' must specify the START flag/);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+});
+
+describe("repositories written for a Triton GPU site", () => {
+  it("are served on CPU: KIND_GPU instances become CPU instances, the TensorRT block is ignored", async () => {
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { writeDemoRepository } = await import("@timeslide/model-repo");
+    const repo = mkdtempSync(join(tmpdir(), "gpu-repo-"));
+    writeDemoRepository(repo, { ...GEOM, gpu: { count: 2, tensorrtFp16: true } });
+    const server = await startServer({ repository: repo, host: "127.0.0.1", port: 0, logger: silent });
+    const c = protocolClients(`127.0.0.1:${server.port}`);
+    try {
+      const { config } = await c.rpc("ModelConfig", { name: "detector" });
+      expect(config.instance_group[0]).toMatchObject({ kind: "KIND_GPU", count: 2 });
+      expect(config.optimization.execution_accelerators.gpu_execution_accelerator[0].name).toBe("tensorrt");
+      const res = await c.rpc("ModelInfer", {
+        model_name: "detector",
+        inputs: [{ name: "whitened", datatype: "FP32", shape: [2, nIfo, kernel] }],
+        raw_input_contents: [f32raw(noise(2 * nIfo * kernel, 9))],
+      });
+      expect(res.outputs[0].shape).toEqual(["2", "1"]);
     } finally {
       c.close();
       await server.close();

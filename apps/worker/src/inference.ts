@@ -13,8 +13,11 @@ export interface DetectionModel {
   readonly kernel: number; // samples
   readonly stride: number; // samples
   readonly batch: number; // windows per request
-  /** outputs [first, count): only those are computed where the implementation can skip windows */
-  run(channels: Float32Array[], first: number, count: number): Promise<Float32Array>;
+  /**
+   * outputs [first, count): only those are computed where the implementation
+   * can skip windows; an aborted `signal` stops sending and rejects
+   */
+  run(channels: Float32Array[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array>;
 }
 
 export interface Geometry {
@@ -41,7 +44,8 @@ export class StreamingModel implements DetectionModel {
     this.batch = g.batch;
   }
 
-  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
+  async run(channels: Float32Array[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array> {
+    signal?.throwIfAborted();
     const U = this.stride * this.batch;
     const nIfo = channels.length;
     const need = first + count; // outputs from the stream start
@@ -57,6 +61,10 @@ export class StreamingModel implements DetectionModel {
     const pending: Array<Promise<void>> = [];
     let failure: unknown;
     for (let r = 0; r < requests && failure === undefined; r++) {
+      if (signal?.aborted) {
+        failure = signal.reason;
+        break;
+      }
       const update = new Float32Array(nIfo * U);
       for (let c = 0; c < nIfo; c++) {
         const src = channels[c];
@@ -98,7 +106,8 @@ export class WindowModel implements DetectionModel {
     this.batch = g.batch;
   }
 
-  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
+  async run(channels: Float32Array[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array> {
+    signal?.throwIfAborted();
     const nIfo = channels.length;
     const out = new Float32Array(count);
     const K = this.kernel;
@@ -106,6 +115,10 @@ export class WindowModel implements DetectionModel {
     const pending: Array<Promise<void>> = [];
     let failure: unknown;
     for (let j0 = 0; j0 < count && failure === undefined; j0 += this.batch) {
+      if (signal?.aborted) {
+        failure = signal.reason;
+        break;
+      }
       const n = Math.min(this.batch, count - j0);
       const x = new Float32Array(n * nIfo * K);
       for (let w = 0; w < n; w++) {
@@ -122,7 +135,7 @@ export class WindowModel implements DetectionModel {
       const p = this.pool
         .infer(
           { model: this.model, version: this.opts.version, inputs: [{ name: this.opts.input ?? "windows", datatype: "FP32", shape: [n, nIfo, K], data: x }] },
-          { deadlineMs: this.opts.deadlineMs ?? DEFAULT_DEADLINE_MS },
+          { deadlineMs: this.opts.deadlineMs ?? DEFAULT_DEADLINE_MS, signal },
         )
         .then((res) => {
           const y = (this.opts.output ? outputOf(res, this.opts.output) : res.outputs[0]).data as ArrayLike<number>;

@@ -58,7 +58,6 @@ export function livetimeOptionsOf(spec: CampaignSpec): LivetimeOptions {
 export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunOptions): Promise<JobSummary> {
   const t0 = performance.now();
   const { spec } = ctx;
-  if (spec.background.circular) throw new PermanentJobError(`job ${id}: circular slides are not supported by this worker yet`);
   const inf = spec.inference;
   const fs = spec.data.sample_rate;
   const isr = inf.inference_sampling_rate;
@@ -89,9 +88,11 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const pieces: Piece[] = [];
   let strainSeconds = 0;
   const injected = new Set<number>();
+  const circular = spec.background.circular;
   for (const [i, ifo] of ifos.entries()) {
-    const lo_ = T0 + Math.min(...shifts.map((s) => s.v[i]));
-    const hi_ = lastEnd + Math.max(...shifts.map((s) => s.v[i]));
+    // Circular slides wrap each detector within the segment: read it whole.
+    const lo_ = circular ? p.segment[0] : T0 + Math.min(...shifts.map((s) => s.v[i]));
+    const hi_ = circular ? p.segment[1] : lastEnd + Math.max(...shifts.map((s) => s.v[i]));
     const analysed = new SegmentList([shifts[0].out]);
     const piece = await readWhitened(id, ctx, ifo, p, [lo_, hi_], injected, analysed);
     strainSeconds += piece.data.length / fs;
@@ -113,6 +114,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
         const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
         const N = J * stride;
         const channels = pieces.map((pc, i) => {
+          if (circular) return wrapped(pc, p.segment, T0 + s.v[i], N, fs);
           const off = Math.round((T0 + s.v[i] - pc.start) * fs);
           if (off < 0 || off + N > pc.data.length)
             throw new Error(`job ${id}: internal: shift ${s.k} needs ${ifos[i]} samples [${off}, ${off + N}) of ${pc.data.length}`);
@@ -248,6 +250,23 @@ async function readWhitened(
   data.set(head);
   data.set(tail, head.length);
   return { start: raw.start, data: data.subarray(0, raw.data.length) };
+}
+
+/**
+ * N samples of a detector whose stream wraps within its segment [s, e),
+ * starting at (own) time t: position s + ((t - s) mod L).
+ */
+function wrapped(pc: Piece, segment: readonly [number, number], t: number, N: number, fs: number): Float32Array {
+  const L = Math.round((segment[1] - segment[0]) * fs);
+  const base = Math.round((segment[0] - pc.start) * fs);
+  if (base < 0 || base + L > pc.data.length) throw new Error(`internal: circular slide needs the whole segment [${segment[0]}, ${segment[1]})`);
+  const out = new Float32Array(N);
+  let k = (((Math.round((t - segment[0]) * fs)) % L) + L) % L;
+  for (let n = 0; n < N; n++) {
+    out[n] = pc.data[base + k];
+    if (++k === L) k = 0;
+  }
+  return out;
 }
 
 /** For each event, the injection (added in this job) within ±window of it, else −1. */

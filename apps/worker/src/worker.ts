@@ -53,6 +53,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const metrics = new WorkerMetrics();
   const metricsPort = o.metricsPort !== undefined ? await metrics.listen(o.metricsPort) : undefined;
   const workers = new Map<string, Worker<JobPayload, JobSummary>>();
+  const connections: Redis[] = [];
 
   // When every job of a campaign is accounted for, aggregate in a thread of
   // its own; the claim inside makes it happen once, campaign-wide.
@@ -76,8 +77,11 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
 
   const attach = (campaign: string) => {
     if (workers.has(campaign)) return;
+    // BullMQ never closes a connection it was given: ours to close (see close()).
+    const connection = o.redis.duplicate();
+    connections.push(connection);
     const w = new Worker<JobPayload, JobSummary>(queueName(campaign), PROCESSOR, {
-      connection: o.redis.duplicate(),
+      connection,
       prefix: o.prefix,
       concurrency: o.concurrency ?? 1,
       useWorkerThreads: true,
@@ -155,6 +159,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         }
         await Promise.all(aggregations);
         await metrics.close();
+        // Left open, these would keep a `timeslide worker` process alive after SIGTERM.
+        for (const c of connections) c.disconnect();
       })();
       return closing;
     },

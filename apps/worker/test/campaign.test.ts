@@ -22,6 +22,41 @@ const FS = 256, KERNEL = 256, STRIDE = 64, BATCH = 16;
 let redis: Redis;
 let server: RunningServer;
 let plan: Plan;
+let campaignYaml: (name: string, background: string) => string;
+
+async function drain(campaign: string) {
+  const w = await startWorker({ redis, redisUrl: REDIS_URL, prefix, campaigns: [campaign], concurrency: 2, log });
+  try {
+    const deadline = Date.now() + 150_000;
+    let s = await campaignStatus(redis, prefix, campaign);
+    while (!s.done && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      s = await campaignStatus(redis, prefix, campaign);
+    }
+    return s;
+  } finally {
+    await w.close();
+  }
+}
+
+/** Runs every job again in-process with the reference model and compares the event files exactly. */
+async function compareWithReference(campaign: string, p: Plan): Promise<number> {
+  const meta = (await readMeta(redis, prefix, campaign))!;
+  const ctx = { ...(await new ContextCache(redis, prefix).get(campaign)), output: join(dir, `reference-${campaign}`) };
+  const session = await ort.InferenceSession.create(join(dir, "models", "detector", "1", "model.onnx"), { intraOpNumThreads: 1 });
+  let events = 0;
+  for (const job of p.jobs) {
+    await runJob(job.id, job.payload, ctx, { model: new InProcessModel(session) });
+    const a = await readEventsFile(join(meta.output, "jobs", `${job.id}.h5`));
+    const b = await readEventsFile(join(ctx.output, "jobs", `${job.id}.h5`));
+    expect(a.events.time, job.id).toEqual(b.events.time);
+    expect(a.events.detection_statistic, job.id).toEqual(b.events.detection_statistic);
+    expect(a.events.shift).toEqual(b.events.shift);
+    expect(a.events.livetime).toBe(job.payload.livetime);
+    events += a.events.time.length;
+  }
+  return events;
+}
 
 /**
  * The reference: the bare detector model run in-process by onnxruntime-node
@@ -65,19 +100,17 @@ beforeAll(async () => {
   const repo = join(dir, "models");
   writeDemoRepository(repo, { nIfo: 2, kernel: KERNEL, stride: STRIDE, batch: BATCH, dynamicBatching: false });
   server = await startServer({ repository: repo, host: "127.0.0.1", port: 0, threads: 1 });
-  writeFileSync(
-    join(dir, "campaign.yaml"),
-    `name: wtest
+  campaignYaml = (name: string, background: string) => `name: ${name}
 ifos: [H1, L1]
 data: { files: ["data/*.hdf5"], sample_rate: ${FS}, segments: { flags: [DATA], min_duration: 64 } }
 model: { name: detector-stream, servers: ["127.0.0.1:${server.port}"] }
 inference: { kernel_length: 1, inference_sampling_rate: 4, batch_size: ${BATCH}, psd_length: 16, fduration: 1, highpass: 20 }
-background: { shifts: 3, step: 2, max_job_duration: 200, job_livetime: 400 }
+background: ${background}
 injections: { file: ${syn.injectionFile} }
 postprocess: { integration_window: 1, cluster_window: 4 }
-output: out
-`,
-  );
+output: out-${name}
+`;
+  writeFileSync(join(dir, "campaign.yaml"), campaignYaml("wtest", "{ shifts: 3, step: 2, max_job_duration: 200, job_livetime: 400 }"));
   const prepared = await prepareCampaign(join(dir, "campaign.yaml"));
   plan = prepared.plan;
   await submitCampaign({ redis, prefix, campaign: prepared.campaign, plan });
@@ -118,21 +151,8 @@ describe("workers on a real Redis and the embedded server", () => {
     }
 
     // The reference run: same data, same model (onnxruntime-node in-process), same post-processing.
+    expect(await compareWithReference("wtest", plan)).toBeGreaterThan(0);
     const meta = (await readMeta(redis, prefix, "wtest"))!;
-    const ctx = { ...(await new ContextCache(redis, prefix).get("wtest")), output: join(dir, "reference") };
-    const session = await ort.InferenceSession.create(join(dir, "models", "detector", "1", "model.onnx"), { intraOpNumThreads: 1 });
-    let events = 0;
-    for (const job of plan.jobs) {
-      await runJob(job.id, job.payload, ctx, { model: new InProcessModel(session) });
-      const a = await readEventsFile(join(meta.output, "jobs", `${job.id}.h5`));
-      const b = await readEventsFile(join(dir, "reference", "jobs", `${job.id}.h5`));
-      expect(a.events.time, job.id).toEqual(b.events.time);
-      expect(a.events.detection_statistic, job.id).toEqual(b.events.detection_statistic);
-      expect(a.events.shift).toEqual(b.events.shift);
-      expect(a.events.livetime).toBe(job.payload.livetime);
-      events += a.events.time.length;
-    }
-    expect(events).toBeGreaterThan(0);
 
     // The last job to finish started the aggregation.
     const reportPath = join(meta.output, "report.json");
@@ -141,5 +161,19 @@ describe("workers on a real Redis and the embedded server", () => {
     const report = JSON.parse(readFileSync(reportPath, "utf8"));
     expect(report.livetime.background_s).toBe(plan.livetime.background_s);
     expect(report.jobs.completed).toBe(plan.jobs.length);
+  });
+
+  it("circular slides: wrapped detectors, no livetime lost to the shift, events equal the reference", async () => {
+    const file = join(dir, "circular.yaml");
+    writeFileSync(file, campaignYaml("wcirc", "{ shifts: 2, step: 37, circular: true, max_job_duration: 200, job_livetime: 1000 }"));
+    const prepared = await prepareCampaign(file);
+    const p = prepared.plan;
+    expect(p.livetime.background_s).toBe(2 * p.livetime.foreground_s); // circular: every shift keeps all of it
+    await submitCampaign({ redis, prefix, campaign: prepared.campaign, plan: p });
+    const s = await drain("wcirc");
+    expect(s.jobs.failed).toBe(0);
+    expect(s.done).toBe(true);
+    expect(s.livetime.background_s).toBe(p.livetime.background_s);
+    expect(await compareWithReference("wcirc", p)).toBeGreaterThan(0);
   });
 });

@@ -111,6 +111,7 @@ class Proc {
           l = { msg: raw };
         }
         this.lines.push(l);
+        if (process.env.FAULTS_DEBUG) process.stderr.write(`[${this.name}] ${raw}\n`);
         this.#waiters = this.#waiters.filter((w) => (w.pred(l) ? (w.resolve(l), false) : true));
       });
   }
@@ -166,7 +167,7 @@ ifos: [H1, L1]
 data: { files: ["${data}/*.hdf5"], sample_rate: ${FS}, segments: { flags: [DATA], min_duration: 64 } }
 model: { name: detector-stream, servers: [${servers.map((s) => `"${s}"`).join(", ")}] }
 inference: { kernel_length: 1, inference_sampling_rate: 4, batch_size: ${BATCH}, psd_length: 16, fduration: 1, highpass: 20 }
-background: { shifts: 3, step: 2, max_job_duration: 200, job_livetime: 400 }
+background: { shifts: 8, step: 2, max_job_duration: 200, job_livetime: 1600 }
 injections: { file: ${injectionFile} }
 postprocess: { integration_window: 1, cluster_window: 4 }
 output: out-${name}
@@ -235,10 +236,17 @@ async function expectWholePlan(campaign: string) {
   );
 }
 
-async function stop(p: Proc) {
+/** SIGTERM, then the exit, within `withinMs` (else SIGKILL and fail). */
+async function terminate(p: Proc, withinMs = 20_000) {
+  const t0 = Date.now();
   p.kill("SIGTERM");
-  const e = await p.exited;
+  const e = await Promise.race([p.exited, new Promise<null>((r) => setTimeout(() => r(null), withinMs))]);
+  if (!e) {
+    p.kill("SIGKILL");
+    throw new Error(`${p.name} still running ${withinMs} ms after SIGTERM; last lines:\n${p.tail()}`);
+  }
   expect(e.code, `${p.name} exit code; last lines:\n${p.tail()}`).toBe(0);
+  return e.at - t0;
 }
 
 beforeAll(async () => {
@@ -275,7 +283,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("faults on real processes", () => {
+describe("faults on real processes", { timeout: 90_000 }, () => {
   it("kill -9 of a worker mid-job: another worker takes the job over after its lock expires; the plan completes, events as undisturbed", async () => {
     const campaign = "kill-worker";
     await submit(campaign, [`127.0.0.1:${server.port}`]);
@@ -296,7 +304,7 @@ describe("faults on real processes", () => {
       expect(r.worker).toBe("worker-b");
       expect(b.lines.filter((l) => l.msg === "job done" && l.job === victim)).toHaveLength(1);
     } finally {
-      await stop(b);
+      await terminate(b);
     }
   });
 
@@ -316,7 +324,7 @@ describe("faults on real processes", () => {
       await expectWholePlan(campaign);
       expect(w.lines.filter((l) => l.msg === "job failed")).toEqual([]);
     } finally {
-      await stop(w);
+      await terminate(w);
     }
   });
 
@@ -375,11 +383,7 @@ describe("faults on real processes", () => {
     await submit(campaign, [`127.0.0.1:${server.port}`]);
     const w = startWorkerProcess("worker-d", campaign, ["--grace", "30"]);
     const started = await w.waitFor((l) => l.msg === "read and whitened: streaming", "a job streaming");
-    const t0 = Date.now();
-    w.kill("SIGTERM");
-    const e = await w.exited;
-    expect(e.code, w.tail()).toBe(0);
-    expect(e.at - t0).toBeLessThan(30_000);
+    expect(await terminate(w, 30_000)).toBeLessThan(30_000);
     // The job it had finished before the exit, and nothing else was left half-done.
     const r = (await results(campaign)).get(started.job!);
     expect(r?.worker).toBe("worker-d");
@@ -388,16 +392,14 @@ describe("faults on real processes", () => {
     // A short grace hands a running job back instead; another worker finishes the campaign.
     const x = startWorkerProcess("worker-e", campaign, ["--grace", "0.2"]);
     const running = await x.waitFor((l) => l.msg === "read and whitened: streaming", "a job streaming");
-    x.kill("SIGTERM");
-    const ex = await x.exited;
-    expect(ex.code, x.tail()).toBe(0);
+    expect(await terminate(x, 10_000)).toBeLessThan(10_000);
     expect(x.lines.some((l) => l.msg === "job done" && l.job === running.job)).toBe(false);
     const y = startWorkerProcess("worker-f", campaign);
     try {
       await expectWholePlan(campaign);
       expect((await results(campaign)).get(running.job!)?.worker).toBe("worker-f");
     } finally {
-      await stop(y);
+      await terminate(y);
     }
   });
 });

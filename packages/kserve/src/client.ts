@@ -75,7 +75,13 @@ export interface ClientOptions {
   tls?: boolean | TlsOptions;
   /** Headers sent with every call (e.g. authorization). */
   metadata?: Record<string, string>;
-  /** Client keepalive ping interval; default 60 s. Triton rejects pings more often than its http2 min interval (5 min idle), so pings are only sent while calls are active. */
+  /**
+   * Keepalive ping interval; default 300 s. Triton (grpc core) counts pings
+   * closer than its http2 min-recv-ping-interval-without-data (300 s by
+   * default) as strikes and drops the connection after two, so faster pings
+   * need matching server flags. A killed server is noticed at once anyway
+   * (the TCP connection closes); pings matter for silent network loss.
+   */
   keepaliveTimeMs?: number;
   keepaliveTimeoutMs?: number;
   keepalivePermitWithoutCalls?: boolean;
@@ -208,7 +214,7 @@ export class InferenceClient {
     const channel: grpc.ChannelOptions = {
       "grpc.max_receive_message_length": opts.maxMessageBytes ?? MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": opts.maxMessageBytes ?? MAX_MESSAGE_BYTES,
-      "grpc.keepalive_time_ms": opts.keepaliveTimeMs ?? 60_000,
+      "grpc.keepalive_time_ms": opts.keepaliveTimeMs ?? 300_000,
       "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs ?? 20_000,
       "grpc.keepalive_permit_without_calls": opts.keepalivePermitWithoutCalls ? 1 : 0,
     };

@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { InferenceClient, outputOf, type InferResult } from "../src/client.js";
-import { ServerPool } from "../src/pool.js";
+import { Redis } from "ioredis";
+import { randomBytes } from "node:crypto";
+import { ServerPool, discoverServers, registryKey } from "../src/pool.js";
 import { SequenceStream, type SnapshotGeometry } from "../src/sequence.js";
 import { strain, updateAt, windowsAfter } from "./reference.js";
 
@@ -38,9 +40,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startEmbedded(repo: string): Promise<Proc> {
+async function startEmbedded(repo: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [MAIN, "--repo", repo, "--port", String(port), "--host", "127.0.0.1"], { stdio: ["ignore", "ignore", "pipe"] });
+  const args = [MAIN, "--repo", repo, "--port", String(port), "--host", "127.0.0.1", ...extra.map((a) => a.replace("{port}", String(port)))];
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   let stderr = "";
   proc.stderr!.on("data", (d) => (stderr += d));
   const endpoint = `127.0.0.1:${port}`;
@@ -188,6 +191,33 @@ describe.skipIf(!available)("client against the embedded server", () => {
     expect(seq.counters.restarts).toBeGreaterThanOrEqual(1); // more if the machine is slow enough to idle again
     expect(got).toEqual(expected);
     await stream.end();
+  });
+
+  it("registers itself in Redis; a pool discovers it and serves through it; gone after shutdown", async () => {
+    const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 2 });
+    const prefix = `timeslide-test:${randomBytes(6).toString("hex")}`;
+    try {
+      const srv = await startEmbedded(repo, ["--register", process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "--advertise", "127.0.0.1:{port}", "--ttl", "5"], {
+        TIMESLIDE_PREFIX: prefix,
+      });
+      expect(await discoverServers(redis, prefix)).toEqual([srv.endpoint]);
+      const pool = await ServerPool.create({ discovery: { redis, prefix }, model: "detector" });
+      try {
+        expect(pool.servers()).toEqual([expect.objectContaining({ endpoint: srv.endpoint, healthy: true })]);
+        const r = await pool.infer({
+          model: "detector",
+          inputs: [{ name: "whitened", datatype: "FP32", shape: [1, G.channels, G.kernel], data: new Float32Array(G.channels * G.kernel) }],
+        });
+        expect(outputOf(r, "detection_statistic").shape).toEqual([1, 1]);
+      } finally {
+        pool.close();
+      }
+      await srv.kill("SIGTERM");
+      expect(await discoverServers(redis, prefix)).toEqual([]);
+    } finally {
+      await redis.del(registryKey(prefix));
+      redis.disconnect();
+    }
   });
 
   it("failover: killing a server mid-sequence gives outputs identical to an uninterrupted run", async () => {

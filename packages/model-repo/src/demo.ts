@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { GraphBuilder, float } from "./onnx.js";
 import type { ModelConfig } from "./config.js";
-import { addEnsemble, addOnnxModel } from "./repository.js";
+import { addEnsemble, addOnnxModel, forGpu, type GpuOptions } from "./repository.js";
 
 /** Deterministic PRNG (mulberry32) so the demo weights are the same everywhere. */
 export function mulberry32(seed: number): () => number {
@@ -138,6 +138,8 @@ export interface DemoRepositoryOptions extends DetectorOptions {
   batch: number;
   /** Detector max_batch_size (default max(batch, 128)). */
   maxBatchSize?: number;
+  /** Write the detector for a Triton GPU site (KIND_GPU instances, optional TensorRT FP16). */
+  gpu?: GpuOptions;
   /** Detector dynamic_batching (default true): concurrent requests merge into one run. */
   dynamicBatching?: boolean;
   /** Idle sequences are dropped after this (default 60 s). */
@@ -228,7 +230,8 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   const maxBatch = o.maxBatchSize ?? Math.max(o.batch, 128);
   if (maxBatch < o.batch) throw new Error(`maxBatchSize ${maxBatch} is below the streaming batch ${o.batch}`);
   const snap = { nIfo: o.nIfo, kernel: o.kernel, stride: o.stride, batch: o.batch };
-  addOnnxModel(dir, detectorConfig(detector, o.nIfo, o.kernel, maxBatch, o.dynamicBatching ?? true), buildDetector(o), 1);
+  const detCfg = detectorConfig(detector, o.nIfo, o.kernel, maxBatch, o.dynamicBatching ?? true);
+  addOnnxModel(dir, o.gpu ? forGpu(detCfg, o.gpu) : detCfg, buildDetector(o), 1);
   addOnnxModel(dir, snapshotterConfig(snapshotter, snap, o.sequenceIdleMicroseconds ?? 60_000_000), buildSnapshotter(snap), 1);
   addEnsemble(dir, streamingEnsembleConfig(ensemble, snapshotter, detector, snap));
   return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch };

@@ -25,6 +25,8 @@ export {
   addOnnxModel,
   addEnsemble,
   configForOnnx,
+  forGpu,
+  type GpuOptions,
   type ModelEntry,
 } from "./repository.js";
 export {

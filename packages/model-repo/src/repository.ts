@@ -118,3 +118,43 @@ export function configForOnnx(name: string, signature: OnnxSignature, maxBatchSi
     output: signature.outputs.map((t) => strip(t, "output")),
   };
 }
+
+export interface GpuOptions {
+  /** Instances per listed GPU (default 1). */
+  count?: number;
+  /** GPU ids (default: all GPUs Triton sees). */
+  gpus?: number[];
+  /** ONNX Runtime's TensorRT execution accelerator in FP16 (Triton's gpu_execution_accelerator block). */
+  tensorrtFp16?: boolean;
+  /** TensorRT workspace (default 1 GiB). */
+  maxWorkspaceBytes?: number;
+  /** Dynamic batching queue delay, µs (GPU sites gather larger batches); absent: keep the config's. */
+  maxQueueDelayMicroseconds?: number;
+}
+
+/**
+ * The same config for a Triton GPU site: KIND_GPU instance groups and,
+ * optionally, the TensorRT FP16 accelerator. The embedded CPU server reads
+ * such a config too (it runs `count` CPU instances and ignores the accelerator).
+ */
+export function forGpu(config: ModelConfig, o: GpuOptions = {}): ModelConfig {
+  const out: ModelConfig = structuredClone(config);
+  out.instance_group = [{ count: o.count ?? 1, kind: "KIND_GPU", ...(o.gpus ? { gpus: o.gpus } : {}) }];
+  if (o.tensorrtFp16) {
+    out.optimization = {
+      ...(out.optimization ?? {}),
+      execution_accelerators: {
+        gpu_execution_accelerator: [
+          {
+            name: "tensorrt",
+            parameters: { precision_mode: "FP16", max_workspace_size_bytes: String(o.maxWorkspaceBytes ?? 1 << 30) },
+          },
+        ],
+      },
+    };
+  }
+  if (o.maxQueueDelayMicroseconds !== undefined && out.dynamic_batching) {
+    out.dynamic_batching = { ...out.dynamic_batching, max_queue_delay_microseconds: o.maxQueueDelayMicroseconds };
+  }
+  return out;
+}

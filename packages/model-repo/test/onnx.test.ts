@@ -143,3 +143,20 @@ describe("snapshotter", () => {
     expect(readFileSync(join(dir, "detector", "config.pbtxt"), "utf8")).toContain("max_batch_size: 128");
   });
 });
+
+describe("GPU site configs", () => {
+  it("writes KIND_GPU instances and the TensorRT FP16 accelerator block, and reads them back", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gpu-repo-"));
+    writeDemoRepository(dir, { nIfo: 2, kernel: 32, stride: 4, batch: 8, gpu: { count: 2, gpus: [0, 1], tensorrtFp16: true, maxQueueDelayMicroseconds: 500 } });
+    const text = readFileSync(join(dir, "detector", "config.pbtxt"), "utf8");
+    expect(text).toContain("kind: KIND_GPU");
+    expect(text).toMatch(/name: "tensorrt"\s+parameters \{\s+key: "precision_mode"\s+value: "FP16"/);
+    const det = readModel(dir, "detector").config;
+    expect(det.instance_group).toEqual([{ count: 2, kind: "KIND_GPU", gpus: [0, 1] }]);
+    expect((det.optimization as any).execution_accelerators.gpu_execution_accelerator[0]).toEqual({
+      name: "tensorrt",
+      parameters: { precision_mode: "FP16", max_workspace_size_bytes: "1073741824" },
+    });
+    expect(det.dynamic_batching).toEqual({ max_queue_delay_microseconds: 500 });
+  });
+});

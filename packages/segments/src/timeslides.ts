@@ -108,8 +108,9 @@ export function livetime(duration: number, shift: readonly number[], o: Livetime
   return livetimeSamples(duration, shift, o) / o.inferenceSamplingRate;
 }
 
-/** True when, modulo the segment length, two detectors' offsets are within `minSeparation` s. */
+/** True when a slide, modulo the segment length, brings two detectors within `minSeparation` s (zero lag itself is not a disguised one). */
 export function isDegenerateCircularShift(duration: number, shift: readonly number[], minSeparation: number): boolean {
+  if (shift.every((x) => x === shift[0])) return false; // zero lag itself: the foreground
   const sep = Math.max(minSeparation, FLOOR_EPS);
   for (let i = 0; i < shift.length; i++)
     for (let j = i + 1; j < shift.length; j++) {

@@ -12,6 +12,7 @@ const optsSchema = z.object({
   register: z.string().optional(),
   advertise: z.string().optional(),
   ttl: z.coerce.number().positive(),
+  metricsPort: z.coerce.number().int().min(0).max(65535).optional(),
 });
 
 export function registerServe(program: Command): void {
@@ -26,6 +27,7 @@ export function registerServe(program: Command): void {
     .option("--register <redis>", "register in Redis for discovery: a redis:// URL, or 'redis' for REDIS_URL / redis://localhost:6379")
     .option("--advertise <host:port>", "endpoint clients should dial (default: host name and port)")
     .option("--ttl <s>", "registry entry lifetime, refreshed every ttl/3", "15")
+    .option("--metrics-port <port>", "serve Prometheus metrics (requests, batch sizes, queue and compute time) on this HTTP port")
     .addHelpText("after", "\nExamples:\n  timeslide serve --repo models --port 8001 --threads 2\n  timeslide serve --repo models --register redis")
     .action((raw: Record<string, string | undefined>) =>
       run(async () => {
@@ -42,6 +44,7 @@ export function registerServe(program: Command): void {
           host: o.host,
           port: o.port,
           threads: o.threads,
+          metricsPort: o.metricsPort,
           logger: log,
           register: redis ? { redis, advertise: o.advertise, ttlSeconds: o.ttl } : undefined,
         });
