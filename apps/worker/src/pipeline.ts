@@ -28,6 +28,8 @@ export interface RunOptions {
   /** shifts streamed at once (several sequences in flight) */
   concurrency?: number;
   onProgress?: (p: { shiftsDone: number; shifts: number; inferences: number }) => void;
+  /** aborts the job (shutdown past its grace period): the promise rejects with the signal's reason */
+  signal?: AbortSignal;
 }
 
 /** Extra read (s) each side of a piece for the decimation filter's support. */
@@ -90,6 +92,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const injected = new Set<number>();
   const circular = spec.background.circular;
   for (const [i, ifo] of ifos.entries()) {
+    o.signal?.throwIfAborted();
     // Circular slides wrap each detector within the segment: read it whole.
     const lo_ = circular ? p.segment[0] : T0 + Math.min(...shifts.map((s) => s.v[i]));
     const hi_ = circular ? p.segment[1] : lastEnd + Math.max(...shifts.map((s) => s.v[i]));
@@ -109,6 +112,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const perShift = await Promise.all(
     shifts.map((s) =>
       limit(async () => {
+        o.signal?.throwIfAborted();
         const nOut = Math.round((s.out[1] - s.out[0]) * isr);
         if (nOut <= 0) return { s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0 };
         const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
@@ -121,7 +125,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
           return Float32Array.from(pc.data.subarray(off, off + N));
         });
         const first = Math.max(m - 1, warm - w); // earliest output the integration uses: only whole windows
-        const y = await o.model.run(channels, first, J - first);
+        const y = await o.model.run(channels, first, J - first, o.signal);
         inferences += J - first;
         const z = integrate(y, w);
         const keep = z.subarray(z.length - nOut); // samples at outStart .. outEnd
@@ -135,6 +139,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     ),
   );
   const inferS = (performance.now() - tInfer) / 1000;
+  o.signal?.throwIfAborted();
 
   // Events of all shifts, in shift order.
   const n = perShift.reduce((a, r) => a + r.times.length, 0);

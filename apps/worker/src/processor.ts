@@ -51,7 +51,11 @@ function isPermanent(e: unknown): boolean {
   return e instanceof PermanentJobError || name === "BadSegmentError" || name === "StrainFileError" || name === "ZodError";
 }
 
-export default async function processJob(job: SandboxedJob): Promise<JobSummary> {
+/**
+ * `signal` aborts when the worker shuts down past its grace period
+ * (Worker.cancelAllJobs): the job stops and goes back to the queue.
+ */
+export default async function processJob(job: SandboxedJob, token?: string, signal?: AbortSignal): Promise<JobSummary> {
   const jlog = log.child({ job: job.id, campaign: job.data?.campaign });
   try {
     const payload = parseJobPayload(job.id, job.data);
@@ -70,6 +74,7 @@ export default async function processJob(job: SandboxedJob): Promise<JobSummary>
       model: await model,
       log: jlog,
       concurrency: env.sequences,
+      signal,
       onProgress: (p) => {
         const now = Date.now();
         if (now - lastReport > 1000 || p.shiftsDone === p.shifts) {
@@ -84,6 +89,15 @@ export default async function processJob(job: SandboxedJob): Promise<JobSummary>
     return summary;
   } catch (e) {
     const err = e as Error;
+    if (signal?.aborted) {
+      // Handed back as it was: waiting again at once, no attempt used (a
+      // "WaitingError" tells BullMQ the job has been moved already).
+      jlog.warn({ reason: String(signal.reason) }, "job handed back");
+      if (token) await job.moveToWait(token);
+      const w = new Error(`job ${job.id}: handed back (${String(signal.reason)})`);
+      w.name = "WaitingError";
+      throw w;
+    }
     jlog.error({ err: err.message, permanent: isPermanent(e) }, "job failed");
     if (isPermanent(e)) {
       const u = new Error(err.message);

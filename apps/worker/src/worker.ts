@@ -34,6 +34,20 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** How long cancelled jobs get to go back to the queue at shutdown. */
+const HAND_BACK_MS = 5_000;
+
+/** Whether `p` settles within `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (t = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
 const PROCESSOR = fileURLToPath(new URL("./processor.js", import.meta.url));
 const AGGREGATE = fileURLToPath(new URL("./aggregate-thread.js", import.meta.url));
 
@@ -149,14 +163,20 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         if (timer) clearInterval(timer);
         const grace = o.shutdownGraceMs ?? 30_000;
         const all = [...workers.values()];
-        // Running jobs finish within the grace period; after it they are
-        // dropped and BullMQ hands them to another worker when the lock expires.
-        const graceful = Promise.all(all.map((w) => w.close()));
-        const timedOut = await Promise.race([graceful.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), grace).unref())]);
-        if (timedOut) {
+        // No new jobs; running ones may finish within the grace period.
+        const finished = Promise.all(all.map((w) => w.pause()));
+        if (!(await within(finished, grace))) {
+          // Past it, running jobs are cancelled: each processor puts its job
+          // back on the queue (no attempt used) and stops. One that does not
+          // stop in time is left to its lock: another worker takes it when
+          // the lock expires.
           o.log.warn({ graceMs: grace }, "running jobs did not finish in time: handing them back");
-          await Promise.all(all.map((w) => w.close(true)));
+          for (const w of all) w.cancelAllJobs("worker shutdown");
+          if (!(await within(finished, HAND_BACK_MS))) o.log.warn({ waitMs: HAND_BACK_MS }, "a job did not stop when cancelled: left for its lock to expire");
         }
+        // Force: nothing is waited for any more (a plain close() would wait for
+        // running jobs without a bound).
+        await Promise.all(all.map((w) => w.close(true)));
         await Promise.all(aggregations);
         await metrics.close();
         // Left open, these would keep a `timeslide worker` process alive after SIGTERM.

@@ -16,6 +16,7 @@ import * as ort from "onnxruntime-node";
 import h5wasm from "h5wasm/node";
 import pino from "pino";
 import type { Redis } from "ioredis";
+import { Queue } from "bullmq";
 import { campaignKeys, campaignStatus, connectRedis, prepareCampaign, readMeta, submitCampaign, type JobFailure, type JobSummary, type Plan } from "@timeslide/campaign";
 import { synthesize } from "@timeslide/strain";
 import { writeDemoRepository } from "@timeslide/model-repo";
@@ -314,15 +315,19 @@ describe("faults on real processes", { timeout: 90_000 }, () => {
     await submit(campaign, [`127.0.0.1:${server.port}`, other.endpoint]);
     const w = startWorkerProcess("worker-c", campaign);
     try {
-      // Sequences of a job alternate between the two servers: kill one while a job streams.
-      await w.waitFor((l) => l.msg === "read and whitened: streaming", "a job streaming");
+      // A job's sequences alternate between the two servers: kill one while a
+      // background job (8 shifts, 4 sequences at a time) is well into its streams.
+      await w.waitFor((l) => l.msg === "read and whitened: streaming" && Number(l.shifts) >= 8, "a background job streaming");
+      await new Promise((r) => setTimeout(r, 150));
       other.proc.kill("SIGKILL");
       expect((await other.proc.exited).signal).toBe("SIGKILL");
-      const moved = await w.waitFor((l) => l.msg === "sequence failed over", "sequence failed over", 20_000);
-      expect(moved.from).toBe(other.endpoint);
-      expect(moved.to).toBe(`127.0.0.1:${server.port}`);
+      await w.waitFor((l) => l.msg === "sequence failed over", "sequence failed over", 20_000);
       await expectWholePlan(campaign);
       expect(w.lines.filter((l) => l.msg === "job failed")).toEqual([]);
+      const moves = w.lines.filter((l) => l.msg === "sequence failed over");
+      for (const m of moves) expect([m.from, m.to]).toEqual([other.endpoint, `127.0.0.1:${server.port}`]);
+      // Mid-sequence: answered updates were replayed on the other server to rebuild the state.
+      expect(moves.some((m) => Number(m.replayed) > 0), JSON.stringify(moves)).toBe(true);
     } finally {
       await terminate(w);
     }
@@ -378,7 +383,7 @@ describe("faults on real processes", { timeout: 90_000 }, () => {
     }
   });
 
-  it("SIGTERM to a worker with an active job: it finishes the job within the grace period and exits; no job is lost", async () => {
+  it("SIGTERM to a worker with an active job: it finishes the job within the grace period, or hands it back past it, and exits; no job is lost", async () => {
     const campaign = "sigterm";
     await submit(campaign, [`127.0.0.1:${server.port}`]);
     const w = startWorkerProcess("worker-d", campaign, ["--grace", "30"]);
@@ -389,11 +394,21 @@ describe("faults on real processes", { timeout: 90_000 }, () => {
     expect(r?.worker).toBe("worker-d");
     expect(w.lines.some((l) => l.msg === "job started" && l.job !== started.job && !w.lines.some((m) => m.msg === "job done" && m.job === l.job))).toBe(false);
 
-    // A short grace hands a running job back instead; another worker finishes the campaign.
-    const x = startWorkerProcess("worker-e", campaign, ["--grace", "0.2"]);
-    const running = await x.waitFor((l) => l.msg === "read and whitened: streaming", "a job streaming");
+    // With no grace, a running job is cancelled and handed back at once (no
+    // attempt used, no lock to wait for); another worker finishes the campaign.
+    const x = startWorkerProcess("worker-e", campaign, ["--grace", "0"]);
+    const running = await x.waitFor((l) => l.msg === "job started", "a job started");
     expect(await terminate(x, 10_000)).toBeLessThan(10_000);
+    expect(x.lines.some((l) => l.msg === "job handed back" && l.job === running.job), x.tail()).toBe(true);
     expect(x.lines.some((l) => l.msg === "job done" && l.job === running.job)).toBe(false);
+    const queue = new Queue(campaign, { connection: redis, prefix });
+    try {
+      const job = await queue.getJob(running.job!);
+      expect(await job!.getState()).toBe("waiting");
+      expect(job!.attemptsMade).toBe(0);
+    } finally {
+      await queue.close();
+    }
     const y = startWorkerProcess("worker-f", campaign);
     try {
       await expectWholePlan(campaign);

@@ -70,16 +70,23 @@ export function farCurveSorted(descending: ArrayLike<number>, backgroundLivetime
 
 /**
  * Thin a FAR curve for plotting and report.json: keep the loudest `head`
- * points exactly, then points spaced evenly in log(rank), and the last one.
+ * points exactly, then points spaced evenly in log(FAR) (so the histogram
+ * part of a bounded-memory summary keeps its share), and the last one.
  */
 export function thinFarCurve(curve: FarPoint[], maxPoints = 500, head = 100): FarPoint[] {
   if (curve.length <= maxPoints) return curve.slice();
   const keep = new Set<number>();
   for (let i = 0; i < Math.min(head, curve.length); i++) keep.add(i);
   const rest = maxPoints - keep.size - 1;
-  const lo = Math.log(head + 1);
-  const hi = Math.log(curve.length);
-  for (let k = 0; k <= rest; k++) keep.add(Math.min(curve.length - 1, Math.round(Math.exp(lo + ((hi - lo) * k) / rest)) - 1));
+  const first = Math.min(head, curve.length - 1);
+  const lo = Math.log(Math.max(curve[first].far_per_year, Number.MIN_VALUE));
+  const hi = Math.log(Math.max(curve[curve.length - 1].far_per_year, Number.MIN_VALUE));
+  let i = first;
+  for (let k = 0; k <= rest; k++) {
+    const target = Math.exp(lo + ((hi - lo) * k) / rest);
+    while (i < curve.length - 1 && curve[i].far_per_year < target) i++; // FAR grows along the curve
+    keep.add(i);
+  }
   keep.add(curve.length - 1);
-  return [...keep].sort((a, b) => a - b).map((i) => curve[i]);
+  return [...keep].sort((a, b) => a - b).map((j) => curve[j]);
 }

@@ -105,4 +105,14 @@ describe("FAR and significance (DESIGN.md conventions)", () => {
     expect(t[t.length - 1]).toEqual(curve[4999]);
     for (let i = 1; i < t.length; i++) expect(t[i].far_per_year).toBeGreaterThan(t[i - 1].far_per_year);
   });
+
+  it("thinning spaces points in log(FAR): a coarse histogram tail after many exact points keeps its share", () => {
+    // 10^4 exact points up to FAR 10^4, then 40 histogram edges from 2·10^4 to 4·10^6 (as a bounded summary gives)
+    const exact = Array.from({ length: 10_000 }, (_, i) => ({ detection_statistic: 10 - i * 1e-4, far_per_year: i + 1 }));
+    const tail = Array.from({ length: 40 }, (_, i) => ({ detection_statistic: 8.9 - i * 0.05, far_per_year: 2e4 * Math.pow(200, i / 39) }));
+    const t = thinFarCurve([...exact, ...tail], 500, 100);
+    const kept = t.filter((p) => p.far_per_year >= 2e4).length;
+    expect(kept).toBeGreaterThan(20);
+    expect(t.length).toBeLessThanOrEqual(500);
+  });
 });
