@@ -244,8 +244,11 @@ function printSummary(r: Report, dir: string, seconds: number): void {
     );
   }
   if (r.injections) {
-    const at = r.injections.found.filter((f) => f.far_per_year >= 12).sort((a, b) => a.far_per_year - b.far_per_year)[0] ?? r.injections.found.at(-1);
-    if (at) lines.push(`  injections: ${at.found} of ${r.injections.injected} found at FAR ≤ ${at.far_per_year.toPrecision(3)} /y (efficiency ${(at.efficiency * 100).toFixed(0)}%)`);
+    // found at the thresholds nearest one per month and one per day
+    for (const want of [12, 365.25]) {
+      const at = [...r.injections.found].sort((a, b) => Math.abs(Math.log(a.far_per_year / want)) - Math.abs(Math.log(b.far_per_year / want)))[0];
+      if (at) lines.push(`  injections: ${at.found} of ${r.injections.injected} found at FAR ≤ ${at.far_per_year.toPrecision(3)} /y (efficiency ${(at.efficiency * 100).toFixed(0)}%)`);
+    }
   }
   lines.push(`  report: ${join(dir, "report.html")} (and report.json)`, "");
   process.stdout.write(lines.join("\n") + "\n");
