@@ -1,7 +1,7 @@
 // `timeslide model-repo` and `timeslide register`, run as a user runs them:
 // the built CLI in child processes, a real `timeslide serve`, real Redis.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -256,3 +256,204 @@ describe("timeslide register", () => {
     expect(parseRegisterFlags({ endpoint: " gpu7:8001 ", ttl: "30", readyTimeout: "0", model: "detector-stream" })).toEqual({ endpoint: "gpu7:8001", ttl: 30, readyTimeout: 0, model: "detector-stream" });
   });
 });
+
+// ---- deploy/: what can be checked without Docker or HTCondor -------------
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const DEPLOY = join(ROOT, "deploy");
+
+/** `${VAR:-default}` -> default, as compose does with VAR unset. */
+const interpolate = (s: string) => s.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, "$1");
+
+async function cliProgram() {
+  const { Command } = await import("commander");
+  const { registrations } = await import("../src/commands/index.js");
+  const program = new Command();
+  for (const r of registrations) r(program);
+  return program;
+}
+
+/** Every --flag in args must be an option of the named command. */
+function unknownFlags(program: import("commander").Command, args: string[]): string[] {
+  const cmd = program.commands.find((c) => c.name() === args[0]);
+  if (!cmd) return [`no command ${args[0]}`];
+  return args
+    .slice(1)
+    .filter((a) => a.startsWith("--"))
+    .map((a) => a.split("=")[0])
+    .filter((flag) => !cmd.options.some((o) => o.long === flag));
+}
+
+/** key = value lines of an HTCondor submit description. */
+function submitCommands(file: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const m = /^\s*([A-Za-z_+][\w.]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m) out.set(m[1].toLowerCase(), m[2]);
+  }
+  return out;
+}
+
+describe("deploy/", () => {
+  it("compose.yaml: Redis with AOF and noeviction, every timeslide command and flag exists, the campaign example matches the model repository", async () => {
+    const { parse } = await import("yaml");
+    const doc = parse(readFileSync(join(DEPLOY, "compose", "compose.yaml"), "utf8"), { merge: true }) as {
+      services: Record<string, { command?: string[]; image?: string; profiles?: string[]; environment?: Record<string, string>; depends_on?: Record<string, unknown> }>;
+      volumes: Record<string, unknown>;
+    };
+    const redis = doc.services.redis.command!.map(interpolate);
+    expect(redis.join(" ")).toContain("--appendonly yes --appendfsync everysec");
+    expect(redis.join(" ")).toContain("--maxmemory-policy noeviction");
+    const program = await cliProgram();
+    const timeslide = Object.entries(doc.services).filter(([, s]) => s.image === "timeslide:local");
+    expect(timeslide.map(([n]) => n).sort()).toEqual(["cli", "model-repo", "server", "triton-register", "worker"]);
+    for (const [name, s] of timeslide) {
+      expect(s.environment?.REDIS_URL, name).toBe("redis://redis:6379");
+      if (s.command) expect(unknownFlags(program, s.command.map(interpolate)), name).toEqual([]);
+    }
+    expect(doc.services.worker.command).toContain("registry");
+    expect(doc.services.worker.profiles).toEqual(["cpu", "gpu"]);
+    expect(doc.services.triton.command!.some((a) => a === "--model-repository=/models")).toBe(true);
+    // The compose defaults write the repository that the example campaign needs.
+    const repo = parseModelRepoFlags({
+      ...Object.fromEntries(
+        doc.services["model-repo"].command!
+          .map(interpolate)
+          .slice(1)
+          .flatMap((a, i, all) => (a.startsWith("--") && a !== "--force" ? [[a.slice(2).replace(/-(\w)/g, (_, c: string) => c.toUpperCase()), all[i + 1]]] : [])),
+      ),
+      dynamicBatching: true,
+      force: true,
+      json: false,
+    });
+    const campaign = parse(readFileSync(join(DEPLOY, "compose", "campaign.example.yaml"), "utf8")) as {
+      ifos: string[];
+      data: { sample_rate: number };
+      model: { name: string; servers: string };
+      inference: { kernel_length: number; inference_sampling_rate: number; batch_size: number };
+    };
+    expect(campaign.model).toMatchObject({ name: "detector-stream", servers: "registry" });
+    expect({ ifos: campaign.ifos.length, sampleRate: campaign.data.sample_rate, kernelLength: campaign.inference.kernel_length, inferenceSamplingRate: campaign.inference.inference_sampling_rate, batchSize: campaign.inference.batch_size }).toEqual({
+      ifos: repo.ifos,
+      sampleRate: repo.sampleRate,
+      kernelLength: repo.kernelLength,
+      inferenceSamplingRate: repo.inferenceSamplingRate,
+      batchSize: repo.batchSize,
+    });
+  });
+
+  it("HTCondor submit files: executables exist, macros are defined, retries, SIGTERM, worker flags exist", async () => {
+    const program = await cliProgram();
+    for (const [file, script] of [
+      ["worker.sub", "deploy/htcondor/timeslide-worker.sh"],
+      ["triton.sub", "deploy/triton/start-triton.sh"],
+    ] as const) {
+      const sub = submitCommands(join(DEPLOY, "htcondor", file));
+      expect(sub.get("executable"), file).toBe(`$(ts_home)/${script}`);
+      expect(statSync(join(ROOT, script)).mode & 0o111, `${script} is executable`).not.toBe(0);
+      expect(sub.get("kill_sig")).toBe("SIGTERM");
+      expect(Number(sub.get("max_retries"))).toBeGreaterThan(0);
+      expect(sub.get("on_exit_remove")).toBe("(ExitBySignal == False) && (ExitCode == 0)");
+      expect(sub.get("getenv")).toBe("false");
+      // Every $(macro) used is defined in the file, built in, or a user setting with a default.
+      const text = readFileSync(join(DEPLOY, "htcondor", file), "utf8").replace(/^\s*#.*$/gm, "");
+      const used = [...text.matchAll(/\$\(([A-Za-z_]+)(:[^)]*)?\)/g)].filter((m) => m[2] === undefined).map((m) => m[1]);
+      expect(used.filter((m) => !sub.has(m.toLowerCase()) && !["Cluster", "Process"].includes(m)), file).toEqual([]);
+      const queue = /^queue \$\((\w+)\)$/m.exec(text);
+      expect(queue && sub.has(queue[1]), `${file}: queue N`).toBe(true);
+      expect(sub.get("environment")).toMatch(/REDIS_URL_FILE=\$\(ts_redis_file\) .*TIMESLIDE_PREFIX=\$\(ts_prefix\)/);
+    }
+    const worker = submitCommands(join(DEPLOY, "htcondor", "worker.sub"));
+    expect(worker.get("environment")).toContain("TIMESLIDE_SERVERS=registry");
+    expect(unknownFlags(program, ["worker", ...worker.get("arguments")!.replace(/"/g, "").split(/\s+/)])).toEqual([]);
+    expect(submitCommands(join(DEPLOY, "htcondor", "triton.sub")).get("request_gpus")).toBe("1");
+  });
+
+  it("shell scripts pass bash -n; the worker wrapper refuses to start without Redis", async () => {
+    for (const script of ["htcondor/timeslide-worker.sh", "triton/start-triton.sh"]) {
+      const r = await run("bash", ["-n", join(DEPLOY, script)]);
+      expect(r.code, `${script}: ${r.stderr}`).toBe(0);
+    }
+    const env = { ...process.env };
+    delete env.REDIS_URL;
+    delete env.REDIS_URL_FILE;
+    const r = await run(join(DEPLOY, "htcondor", "timeslide-worker.sh"), [], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no Redis: set REDIS_URL or REDIS_URL_FILE");
+  });
+
+  it("start-triton.sh starts the server, registers it while ready and leaves the registry on SIGTERM", async () => {
+    // A stand-in for `apptainer exec ... tritonserver ...` that serves the same
+    // repository with timeslide serve on the port the script chose.
+    const fake = join(dir, "fake-apptainer");
+    writeFileSync(
+      fake,
+      `#!/usr/bin/env bash
+repo= port=
+while (($#)); do
+  case $1 in
+    --bind) repo=\${2%%:*}; shift ;;
+    --grpc-port=*) port=\${1#*=} ;;
+  esac
+  shift
+done
+exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} serve --repo "$repo" --port "$port" --host 127.0.0.1
+`,
+      { mode: 0o755 },
+    );
+    const prefix = `${PREFIX}-triton`;
+    const port = await freePort();
+    const child = spawn(join(DEPLOY, "triton", "start-triton.sh"), [join(dir, "models")], {
+      env: {
+        ...process.env,
+        APPTAINER: fake,
+        TIMESLIDE_BIN: `${process.execPath} ${CLI}`,
+        REDIS_URL,
+        TIMESLIDE_PREFIX: prefix,
+        TRITON_GRPC_PORT: String(port),
+        TIMESLIDE_ADVERTISE_HOST: "gpu-node-7",
+        TIMESLIDE_REGISTER_TTL: "3",
+        TIMESLIDE_DRAIN_S: "0",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.push(child);
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const redis = await connectRedis(REDIS_URL);
+    try {
+      const until = Date.now() + 40_000;
+      let found: string[] = [];
+      while (Date.now() < until && child.exitCode === null) {
+        found = await discoverServers(redis, prefix);
+        if (found.length) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(found, output).toEqual([`gpu-node-7:${port}`]);
+      // Workers dial what is registered: the server answers there.
+      const client = new InferenceClient({ endpoint: `127.0.0.1:${port}` });
+      expect(await client.modelReady("detector-stream")).toBe(true);
+      client.close();
+      child.kill("SIGTERM");
+      expect(await exited, output).toBe(0);
+      expect(await redis.zcard(`${prefix}:servers`)).toBe(0);
+      expect(output).toContain("start-triton: stopped");
+    } finally {
+      await redis.del(`${prefix}:servers`);
+      await redis.quit();
+    }
+  }, 90_000);
+});
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -1,0 +1,175 @@
+// End-to-end background throughput: seconds of two-detector strain analysed
+// per wall second by `timeslide worker` processes (1, then 2) streaming a
+// synthetic campaign through one `timeslide serve` process (real Redis, real
+// HDF5, real ONNX Runtime), compared in the same run with
+//   (a) raw onnxruntime-node: InferenceSession.run on the same detector model,
+//       same batch, same thread count, in this process, for the same number of
+//       inferences (target: e2e / raw >= 0.8 on a 2-core machine);
+//   (b) the naive loop: one full window per request, one request at a time,
+//       through the kserve client to the bare detector, no streaming.
+// Wall time of a campaign: first job start to last job end (from the job
+// summaries), so process start-up is left out. Needs `npm run build` and Redis
+// (REDIS_URL or redis://127.0.0.1:6379). Env: BENCH_DURATION (s of data).
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import * as ort from "onnxruntime-node";
+import { campaignKeys, campaignStatus, connectRedis, prepareCampaign, submitCampaign } from "@timeslide/campaign";
+import { InferenceClient } from "@timeslide/kserve";
+import { writeDemoRepository } from "@timeslide/model-repo";
+import { synthesize } from "@timeslide/strain";
+
+const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const DURATION = Number(process.env.BENCH_DURATION ?? 1280); // s of data per detector
+const FILE_RATE = 1024; // Hz, as written
+const FS = 512; // Hz, analysis rate
+const KERNEL_S = 1;
+const ISR = 8; // inference sampling rate, Hz
+const BATCH = Number(process.env.BENCH_BATCH ?? 32);
+const THREADS = 1; // ONNX Runtime intra-op threads: server and raw alike
+const TEMPLATES = Number(process.env.BENCH_TEMPLATES ?? 8);
+const SHIFTS = 8;
+const KERNEL = KERNEL_S * FS;
+const STRIDE = FS / ISR;
+
+const prefix = `tsbench-${randomBytes(4).toString("hex")}`;
+const dir = mkdtempSync(join(tmpdir(), "timeslide-throughput-"));
+const children = new Set();
+const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
+
+function child(args) {
+  const p = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  p.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
+  p.exited = new Promise((r) => p.once("exit", (code) => (children.delete(p), r(code))));
+  p.tail = () => err;
+  children.add(p);
+  return p;
+}
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const redis = await connectRedis(REDIS_URL);
+try {
+  // Data, model, server.
+  const syn = await synthesize({ out: join(dir, "data"), ifos: ["H1", "L1"], duration: DURATION, sampleRate: FILE_RATE, fileDuration: DURATION / 2, gaps: 0, injections: 0, seed: 11 });
+  const repo = join(dir, "models");
+  writeDemoRepository(repo, { nIfo: 2, kernel: KERNEL, stride: STRIDE, batch: BATCH, nTemplates: TEMPLATES, dynamicBatching: false });
+  const port = await freePort();
+  const server = child(["serve", "--repo", repo, "--port", String(port), "--host", "127.0.0.1", "--threads", String(THREADS)]);
+  const endpoint = `127.0.0.1:${port}`;
+  const client = new InferenceClient(endpoint);
+  await client.waitForReady({ model: "detector-stream", timeoutMs: 60_000 });
+
+  console.log(
+    `config: detector = chirp bank of ${TEMPLATES} templates x ${KERNEL / 2} samples, 2 ifos; kernel ${KERNEL} samples (${KERNEL_S} s @ ${FS} Hz), ` +
+      `stride ${STRIDE} (${ISR} Hz), batch ${BATCH} windows/request, ONNX Runtime threads ${THREADS}; ` +
+      `data ${DURATION} s x 2 ifos @ ${FILE_RATE} Hz, ${SHIFTS} shifts + zero lag; 1 server process, workers: --sequences 4, concurrency 1`,
+  );
+
+  // End-to-end: 1 and 2 worker processes on a campaign each.
+  const e2e = [];
+  for (const workers of [1, 2]) {
+    const name = `bench-w${workers}`;
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(
+      file,
+      `name: ${name}
+ifos: [H1, L1]
+data: { files: ["data/*.hdf5"], sample_rate: ${FS}, segments: { flags: [DATA], min_duration: 64 } }
+model: { name: detector-stream, servers: ["${endpoint}"] }
+inference: { kernel_length: ${KERNEL_S}, inference_sampling_rate: ${ISR}, batch_size: ${BATCH}, psd_length: 32, fduration: 1, highpass: 20 }
+background: { shifts: ${SHIFTS}, step: 2, max_job_duration: 320, job_livetime: 1280 }
+postprocess: { integration_window: 1, cluster_window: 4 }
+output: out-${name}
+`,
+    );
+    const { campaign, plan } = await prepareCampaign(file);
+    await submitCampaign({ redis, prefix, campaign, plan });
+    const procs = Array.from({ length: workers }, () => child(["worker", name, "--lock", "30"]));
+    for (;;) {
+      const s = await campaignStatus(redis, prefix, name);
+      if (s.done) {
+        if (s.jobs.failed) throw new Error(`${name}: ${s.jobs.failed} jobs failed`);
+        break;
+      }
+      if (procs.some((p) => p.exitCode !== null)) throw new Error(`${name}: a worker exited: ${procs.map((p) => p.tail()).join("\n")}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const p of procs) p.kill("SIGTERM");
+    await Promise.all(procs.map((p) => p.exited));
+    const results = Object.values(await redis.hgetall(campaignKeys(prefix, name).results)).map((v) => JSON.parse(v));
+    const start = Math.min(...results.map((r) => r.finished_at - r.timings.total_s * 1000));
+    const end = Math.max(...results.map((r) => r.finished_at));
+    const wall = (end - start) / 1000;
+    const livetime = results.reduce((a, r) => a + r.livetime, 0);
+    const inferences = results.reduce((a, r) => a + r.timings.inferences, 0);
+    e2e.push({ workers, jobs: results.length, wall, livetime, inferences, rate: livetime / wall });
+    const sum = (k) => results.reduce((a, r) => a + (r.timings[k] ?? 0), 0);
+    console.log(`  (${name}: job time read+whiten ${sum("read_whiten_s").toFixed(2)} s, infer ${sum("infer_s").toFixed(2)} s, total ${sum("total_s").toFixed(2)} s)`);
+  }
+
+  // (a) Raw onnxruntime-node: the same detector, batch and threads, one process.
+  const session = await ort.InferenceSession.create(join(repo, "detector", "1", "model.onnx"), { intraOpNumThreads: THREADS, interOpNumThreads: 1 });
+  const x = new Float32Array(BATCH * 2 * KERNEL).map(() => Math.random() * 2 - 1);
+  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", x, [BATCH, 2, KERNEL]) };
+  for (let i = 0; i < 20; i++) await session.run(feeds);
+  let runs = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < 8000) {
+    await session.run(feeds);
+    runs++;
+  }
+  const rawWps = (runs * BATCH) / ((performance.now() - t0) / 1000);
+  await session.release();
+
+  // (b) Naive: one full window per request, one at a time, bare detector, no streaming.
+  const w = new Float32Array(2 * KERNEL).map(() => Math.random() * 2 - 1);
+  const req = { model: "detector", inputs: [{ name: "whitened", datatype: "FP32", shape: [1, 2, KERNEL], data: w }] };
+  for (let i = 0; i < 50; i++) await client.infer(req, { deadlineMs: 10_000 });
+  let naiveN = 0;
+  const t1 = performance.now();
+  while (performance.now() - t1 < 5000) {
+    await client.infer(req, { deadlineMs: 10_000 });
+    naiveN++;
+  }
+  const naiveWps = naiveN / ((performance.now() - t1) / 1000);
+  const naiveRate = naiveWps / ISR; // one window per 1/ISR s of strain
+  client.close();
+
+  const f = (v, d = 1) => v.toFixed(d);
+  console.log(`raw onnxruntime-node (1 process, InferenceSession.run, batch ${BATCH}, ${THREADS} thread): ${f(rawWps, 0)} windows/s = ${f(rawWps / ISR)} s of strain/s`);
+  console.log(`naive loop (kserve client, 1 window/request, 1 in flight, no streaming): ${f(naiveWps, 0)} windows/s = ${f(naiveRate)} s of strain/s`);
+  for (const r of e2e) {
+    // Raw time for the same inferences, over the e2e wall time.
+    const ratio = r.inferences / rawWps / r.wall;
+    console.log(
+      `end-to-end ${r.workers} worker${r.workers > 1 ? "s" : " "}: ${f(r.rate)} s of 2-detector strain/s (${f(r.livetime, 0)} s livetime, ${r.jobs} jobs, ${r.inferences} inferences in ${f(r.wall, 2)} s wall) ` +
+        `| vs raw onnxruntime for the same inferences: ${f(ratio, 2)} (target >= 0.8) | vs naive loop: ${f(r.rate / naiveRate)}x`,
+    );
+  }
+  server.kill("SIGTERM");
+  await server.exited;
+} finally {
+  for (const p of children) p.kill("SIGKILL");
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  redis.disconnect();
+  rmSync(dir, { recursive: true, force: true });
+}
