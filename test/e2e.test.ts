@@ -94,7 +94,8 @@ describe("a campaign through separate processes", () => {
 
     // The last job to finish triggered the aggregation.
     const reportPath = join(dir, "results", "report.json");
-    for (let i = 0; i < 240 && !existsSync(reportPath); i++) await new Promise((r) => setTimeout(r, 250));
+    const htmlPath = join(dir, "results", "report.html"); // written last
+    for (let i = 0; i < 240 && !existsSync(htmlPath); i++) await new Promise((r) => setTimeout(r, 250));
     const report = JSON.parse(readFileSync(reportPath, "utf8"));
     expect(report.campaign).toBe("e2e");
     expect(report.livetime.background_s).toBe(plan.livetime.background_s);

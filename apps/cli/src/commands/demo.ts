@@ -213,10 +213,11 @@ output: results
       progress.stop();
 
       const reportJson = join(campaign.output, "report.json");
+      const reportHtml = join(campaign.output, "report.html"); // the aggregator writes it last
       say("[6/6] aggregating");
       const deadline = Date.now() + 120_000;
-      while (!existsSync(reportJson) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-      if (!existsSync(reportJson)) throw new Error(`no report after the campaign finished; see ${join(out, "logs")}`);
+      while (!existsSync(reportHtml) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      if (!existsSync(reportHtml)) throw new Error(`no report after the campaign finished; see ${join(out, "logs")}`);
       printSummary(JSON.parse(readFileSync(reportJson, "utf8")) as Report, campaign.output, (Date.now() - t0) / 1000);
     } finally {
       redis.disconnect();
