@@ -128,15 +128,14 @@ afterAll(async () => {
 
 describe("timeslide model-repo", () => {
   it("refuses bad flags with the flag and what was expected", async () => {
-    const defaults = { ifos: "2", kernelLength: "1.5", sampleRate: "2048", inferenceSamplingRate: "4", batchSize: "128", dynamicBatching: true, device: "cpu", instances: "1", force: false, json: false };
-    expect(() => parseModelRepoFlags({ ...defaults, out: "m", kernelLength: "1.3", sampleRate: "256", inferenceSamplingRate: "3" })).toThrow(
+    expect(() => parseModelRepoFlags({ out: "m", kernelLength: "1.3", sampleRate: "256", inferenceSamplingRate: "3" })).toThrow(
       "model-repo: --kernel-length: 1.3 s at 256 Hz is 332.8 samples; expected a whole number; --inference-sampling-rate: 3 Hz must divide --sample-rate 256 Hz",
     );
-    expect(() => parseModelRepoFlags({ ...defaults, out: "m", batchSize: "256", maxBatchSize: "64" })).toThrow("--max-batch-size: 64 is below --batch-size 256");
-    expect(() => parseModelRepoFlags({ ...defaults, out: "m", device: "tpu" })).toThrow("--device: expected cpu or gpu");
-    expect(() => parseModelRepoFlags({ ...defaults, out: "m", ifos: "1" })).toThrow("--ifos: expected >= 2");
-    expect(() => parseModelRepoFlags({ ...defaults, out: "m", kernelLength: "abc" })).toThrow("--kernel-length: expected a positive number");
-    expect(parseModelRepoFlags({ ...defaults, out: "m" })).toMatchObject({ out: "m", ifos: 2, kernelLength: 1.5, sampleRate: 2048, inferenceSamplingRate: 4, batchSize: 128 });
+    expect(() => parseModelRepoFlags({ out: "m", batchSize: "256", maxBatchSize: "64" })).toThrow("--max-batch-size: 64 is below --batch-size 256");
+    expect(() => parseModelRepoFlags({ out: "m", device: "tpu" })).toThrow("--device: expected cpu or gpu");
+    expect(() => parseModelRepoFlags({ out: "m", ifos: "1" })).toThrow("--ifos: expected >= 2");
+    expect(() => parseModelRepoFlags({ out: "m", kernelLength: "abc" })).toThrow("--kernel-length: expected a positive number");
+    expect(parseModelRepoFlags({ out: "m", maxBatchSize: undefined })).toEqual({ out: "m", ifos: 2, kernelLength: 1.5, sampleRate: 2048, inferenceSamplingRate: 4, batchSize: 128, dynamicBatching: true, device: "cpu", instances: 1, force: false, json: false });
     // Through the CLI: message on stderr, exit status 1.
     const missing = await cliRun(["model-repo"]);
     expect(missing.code).toBe(1);
@@ -249,7 +248,7 @@ describe("timeslide register", () => {
   }, 90_000);
 
   it("refuses bad flags", () => {
-    expect(() => parseRegisterFlags({ endpoint: "nohost", ttl: "0", readyTimeout: "0" })).toThrow('register: --endpoint[0]: "nohost" is not an endpoint: expected host:port; --ttl: expected at least 1 s');
+    expect(() => parseRegisterFlags({ endpoint: "nohost", ttl: "0" })).toThrow('register: --endpoint[0]: "nohost" is not an endpoint: expected host:port; --ttl: expected at least 1 s');
     expect(() => parseRegisterFlags({ ttl: "15", readyTimeout: "0" })).toThrow("--endpoint: required (host:port)");
     expect(() => parseRegisterFlags({ endpoint: "a:1,b:2", ttl: "15", readyTimeout: "0" })).toThrow("--endpoint: expected one host:port, got 2");
     expect(() => parseRegisterFlags({ endpoint: "a:1", ttl: "15", readyTimeout: "0", redis: "http://:pw@x" })).toThrow('--redis: expected a redis:// or rediss:// URL, got "http://:***@x/"');
@@ -322,9 +321,6 @@ describe("deploy/", () => {
           .slice(1)
           .flatMap((a, i, all) => (a.startsWith("--") && a !== "--force" ? [[a.slice(2).replace(/-(\w)/g, (_, c: string) => c.toUpperCase()), all[i + 1]]] : [])),
       ),
-      dynamicBatching: true,
-      force: true,
-      json: false,
     });
     const campaign = parse(readFileSync(join(DEPLOY, "compose", "campaign.example.yaml"), "utf8")) as {
       ifos: string[];

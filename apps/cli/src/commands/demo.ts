@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -131,6 +131,7 @@ async function demo(raw: Record<string, string>): Promise<void> {
   process.once("SIGTERM", onSignal);
 
   try {
+    rmSync(join(out, "results"), { recursive: true, force: true }); // a previous demo's results
     mkdirSync(join(out, "logs"), { recursive: true });
     say(`[1/6] synthetic data: H1, L1, ${formatDuration(o.duration)} at ${DEMO.dataRate} Hz with gaps and injections -> ${join(out, "data")}`);
     const data = await synthesize({

@@ -140,8 +140,24 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
   };
 }
 
+/** The command's defaults (strings, as commander hands them over). */
+export const MODEL_REPO_DEFAULTS = {
+  ifos: "2",
+  kernelLength: "1.5",
+  sampleRate: "2048",
+  inferenceSamplingRate: "4",
+  batchSize: "128",
+  dynamicBatching: true,
+  device: "cpu",
+  instances: "1",
+  force: false,
+  json: false,
+};
+
+/** Checks flags (missing ones take the command's defaults). */
 export function parseModelRepoFlags(raw: Record<string, unknown>): ModelRepoFlags {
-  const parsed = Flags.safeParse(raw);
+  const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+  const parsed = Flags.safeParse({ ...MODEL_REPO_DEFAULTS, ...given });
   if (!parsed.success) throw new Error(`model-repo: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   return parsed.data;
 }
@@ -151,17 +167,17 @@ export function registerModelRepo(program: Command): void {
     .command("model-repo")
     .description("write a Triton model repository: the demo detector, the snapshotter and the streaming ensemble detector-stream (for Triton or timeslide serve)")
     .option("--out <dir>", "repository directory to write (required)")
-    .option("--ifos <n>", "number of detectors", "2")
-    .option("--kernel-length <s>", "window length in seconds (inference.kernel_length)", "1.5")
-    .option("--sample-rate <hz>", "analysis sample rate (data.sample_rate)", "2048")
-    .option("--inference-sampling-rate <hz>", "windows per second (inference.inference_sampling_rate)", "4")
-    .option("--batch-size <n>", "windows per streaming update (inference.batch_size)", "128")
+    .option("--ifos <n>", "number of detectors", MODEL_REPO_DEFAULTS.ifos)
+    .option("--kernel-length <s>", "window length in seconds (inference.kernel_length)", MODEL_REPO_DEFAULTS.kernelLength)
+    .option("--sample-rate <hz>", "analysis sample rate (data.sample_rate)", MODEL_REPO_DEFAULTS.sampleRate)
+    .option("--inference-sampling-rate <hz>", "windows per second (inference.inference_sampling_rate)", MODEL_REPO_DEFAULTS.inferenceSamplingRate)
+    .option("--batch-size <n>", "windows per streaming update (inference.batch_size)", MODEL_REPO_DEFAULTS.batchSize)
     .option("--max-batch-size <n>", "detector max_batch_size (default: max(batch-size, 128))")
     .option("--no-dynamic-batching", "do not merge concurrent detector requests into one run")
-    .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes)", "cpu")
-    .option("--instances <n>", "detector instances per server (instance_group count)", "1")
-    .option("--force", "overwrite the models if the directory already holds them", false)
-    .option("--json", "print what was written as JSON", false)
+    .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes)", MODEL_REPO_DEFAULTS.device)
+    .option("--instances <n>", "detector instances per server (instance_group count)", MODEL_REPO_DEFAULTS.instances)
+    .option("--force", "overwrite the models if the directory already holds them")
+    .option("--json", "print what was written as JSON")
     .addHelpText(
       "after",
       [

@@ -44,8 +44,12 @@ const Flags = z.object({
 
 export type RegisterFlags = z.infer<typeof Flags>;
 
+export const REGISTER_DEFAULTS = { ttl: "15", readyTimeout: "0" };
+
+/** Checks flags (missing ones take the command's defaults). */
 export function parseRegisterFlags(raw: Record<string, unknown>): RegisterFlags {
-  const parsed = Flags.safeParse(raw);
+  const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+  const parsed = Flags.safeParse({ ...REGISTER_DEFAULTS, ...given });
   if (!parsed.success) throw new Error(`register: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   const o = parsed.data;
   if (o.redis && !/^rediss?:\/\//.test(o.redis)) throw new Error(`register: --redis: expected a redis:// or rediss:// URL, got "${redactRedisUrl(o.redis)}"`);
@@ -151,10 +155,10 @@ export function registerRegister(program: Command): void {
     .description("sidecar for inference servers that cannot register themselves (Triton): register an endpoint in Redis while it is ready")
     .option("--endpoint <host:port>", "gRPC endpoint to watch (required), e.g. localhost:8001")
     .option("--advertise <host:port>", "endpoint workers should dial (default: --endpoint)")
-    .option("--ttl <s>", "registry lease, refreshed every ttl/3 while the server is ready", "15")
+    .option("--ttl <s>", "registry lease, refreshed every ttl/3 while the server is ready", REGISTER_DEFAULTS.ttl)
     .option("--redis <url>", "Redis URL (default: REDIS_URL, else redis://localhost:6379)")
     .option("--model <name>", "also require this model to be ready, e.g. detector-stream")
-    .option("--ready-timeout <s>", "give up if the server is not ready within this (0: wait for ever)", "0")
+    .option("--ready-timeout <s>", "give up if the server is not ready within this (0: wait for ever)", REGISTER_DEFAULTS.readyTimeout)
     .addHelpText(
       "after",
       [
