@@ -10,7 +10,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InferenceClient, discoverServers, outputOf } from "@timeslide/kserve";
 import { connectRedis } from "@timeslide/campaign";
-import { parseModelRepoFlags } from "../src/commands/model-repo.js";
+import { parseModelRepoFlags, writeModelRepository } from "../src/commands/model-repo.js";
 import { parseRegisterFlags } from "../src/commands/register.js";
 
 const CLI = fileURLToPath(new URL("../dist/main.js", import.meta.url));
@@ -107,8 +107,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startServe(port = 0): Promise<{ proc: Proc; port: number }> {
-  const proc = cli(["serve", "--repo", join(dir, "models"), "--host", "127.0.0.1", "--port", String(port)]);
+async function startServe(port = 0, repo = join(dir, "models")): Promise<{ proc: Proc; port: number }> {
+  const proc = cli(["serve", "--repo", repo, "--host", "127.0.0.1", "--port", String(port)]);
   const line = await proc.waitFor((l) => l.msg === "inference server listening", 30_000);
   return { proc, port: Number(line.port) };
 }
@@ -200,6 +200,8 @@ describe("timeslide register", () => {
     const redis = await connectRedis(REDIS_URL);
     try {
       // The sidecar starts before the server and waits for it.
+      const repo = join(dir, "models-register");
+      writeModelRepository(parseModelRepoFlags({ out: repo, kernelLength: "1", sampleRate: String(SR), batchSize: String(BATCH) }));
       const port = await freePort();
       const endpoint = `127.0.0.1:${port}`;
       const sidecar = cli(["register", "--endpoint", endpoint, "--advertise", `localhost:${port}`, "--ttl", "2", "--model", "detector-stream", "--redis", REDIS_URL]);
@@ -207,7 +209,7 @@ describe("timeslide register", () => {
       await new Promise((r) => setTimeout(r, 1000));
       expect(await discoverServers(redis, PREFIX)).toEqual([]);
 
-      let server = await startServe(port);
+      let server = await startServe(port, repo);
       await sidecar.waitFor((l) => l.msg === "inference server ready: registered", 15_000);
       expect(await discoverServers(redis, PREFIX)).toEqual([`localhost:${port}`]);
 
@@ -219,7 +221,7 @@ describe("timeslide register", () => {
       expect(await discoverServers(redis, PREFIX)).toEqual([]);
 
       // It comes back: registered again.
-      server = await startServe(port);
+      server = await startServe(port, repo);
       await new Promise<void>((resolve, reject) => {
         const t = setInterval(() => {
           const n = sidecar.lines().filter((l) => l.msg === "inference server ready: registered").length;
@@ -397,9 +399,12 @@ exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} serve --repo "$r
 `,
       { mode: 0o755 },
     );
+    // Its own repository, so this test also runs alone (-t).
+    const repo = join(dir, "models-triton");
+    writeModelRepository(parseModelRepoFlags({ out: repo, kernelLength: "1", sampleRate: String(SR), batchSize: String(BATCH) }));
     const prefix = `${PREFIX}-triton`;
     const port = await freePort();
-    const child = spawn(join(DEPLOY, "triton", "start-triton.sh"), [join(dir, "models")], {
+    const child = spawn(join(DEPLOY, "triton", "start-triton.sh"), [repo], {
       env: {
         ...process.env,
         APPTAINER: fake,

@@ -7,13 +7,16 @@
 //       inferences (target: e2e / raw >= 0.8 on a 2-core machine);
 //   (b) the naive loop: one full window per request, one request at a time,
 //       through the kserve client to the bare detector, no streaming.
+// plus, to tell the server's share of the gap from the worker's, the server
+// streaming ceiling: synthetic updates through the pool, no worker work.
 // Wall time of a campaign: first job start to last job end (from the job
 // summaries), so process start-up is left out. Needs `npm run build` and Redis
-// (REDIS_URL or redis://127.0.0.1:6379). Env: BENCH_DURATION (s of data).
+// (REDIS_URL or redis://127.0.0.1:6379). Env: BENCH_DURATION (s of data),
+// BENCH_BATCH, BENCH_TEMPLATES, BENCH_WORKER_ARGS (e.g. "--concurrency 2").
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
@@ -35,6 +38,7 @@ const THREADS = 1; // ONNX Runtime intra-op threads: server and raw alike
 const TEMPLATES = Number(process.env.BENCH_TEMPLATES ?? 8);
 const SHIFTS = 8;
 const KERNEL = KERNEL_S * FS;
+const WORKER_ARGS = (process.env.BENCH_WORKER_ARGS ?? "--sequences 4 --concurrency 1").split(/\s+/).filter(Boolean);
 const STRIDE = FS / ISR;
 
 const prefix = `tsbench-${randomBytes(4).toString("hex")}`;
@@ -93,7 +97,7 @@ try {
   console.log(
     `config: detector = chirp bank of ${TEMPLATES} templates x ${KERNEL / 2} samples, 2 ifos; kernel ${KERNEL} samples (${KERNEL_S} s @ ${FS} Hz), ` +
       `stride ${STRIDE} (${ISR} Hz), batch ${BATCH} windows/request, ONNX Runtime threads ${THREADS}; ` +
-      `data ${DURATION} s x 2 ifos @ ${FILE_RATE} Hz, ${SHIFTS} shifts + zero lag; 1 server process, workers: --sequences 4, concurrency 1`,
+      `data ${DURATION} s x 2 ifos @ ${FILE_RATE} Hz, ${SHIFTS} shifts + zero lag; 1 server process, workers: ${WORKER_ARGS.join(" ")}`,
   );
 
   // (a) is measured around each end-to-end run (the machine is shared and noisy):
@@ -120,7 +124,7 @@ output: out-${name}
     );
     const { campaign, plan } = await prepareCampaign(file);
     await submitCampaign({ redis, prefix, campaign, plan });
-    const procs = Array.from({ length: workers }, () => child(["worker", name, "--lock", "30"]));
+    const procs = Array.from({ length: workers }, () => child(["worker", name, "--lock", "30", ...WORKER_ARGS]));
     for (;;) {
       const s = await campaignStatus(redis, prefix, name);
       if (s.done) {
@@ -179,6 +183,7 @@ output: out-${name}
   client.close();
 
   const f = (v, d = 1) => v.toFixed(d);
+  console.log(`load average (1 min) at the end: ${f(loadavg()[0], 2)} on this machine's cores: other processes share them`);
   const rawWps = raw.reduce((a, b) => a + b, 0) / raw.length;
   console.log(`raw onnxruntime-node (1 process, InferenceSession.run, batch ${BATCH}, ${THREADS} thread): ${f(rawWps, 0)} windows/s = ${f(rawWps / ISR)} s of strain/s (runs: ${raw.map((r) => f(r, 0)).join(", ")})`);
   console.log(`server streaming ceiling (kserve pool -> server, 4 sequences x 4 in flight, no worker work): ${f(ceilWps, 0)} windows/s = ${f(ceilWps / ISR)} s of strain/s = ${f(ceilWps / rawWps, 2)} of raw`);

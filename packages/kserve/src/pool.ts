@@ -66,14 +66,18 @@ export async function registerServer(redis: Redis, prefix: string, endpoint: str
   };
   await refresh();
   let stopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
-    if (!stopped) refresh().catch(() => undefined); // a missed refresh only shortens the lease
+    // a missed refresh only shortens the lease
+    if (!stopped) inFlight = refresh().catch(() => undefined);
   }, Math.max(100, (ttlSeconds * 1000) / 3));
   timer.unref();
   return {
     stop: async () => {
       stopped = true;
       clearInterval(timer);
+      // a refresh already on the wire would put the entry back after the ZREM
+      await inFlight;
       await redis.zrem(key, endpoint);
     },
   };

@@ -77,6 +77,7 @@ export function startSidecar(o: RegisterFlags & { redisClient: Redis; prefix: st
   const abort = new AbortController();
   const log = o.log.child({ endpoint: o.endpoint, advertise, prefix: o.prefix, model: o.model });
   let registration: Registration | undefined;
+  let everRegistered = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
 
@@ -108,8 +109,14 @@ export function startSidecar(o: RegisterFlags & { redisClient: Redis; prefix: st
       const ok = await ready();
       if (abort.signal.aborted) break;
       if (ok && !registration) {
-        registration = await registerServer(o.redisClient, o.prefix, advertise, o.ttl);
-        log.info({ ttl: o.ttl }, "inference server ready: registered");
+        try {
+          registration = await registerServer(o.redisClient, o.prefix, advertise, o.ttl);
+          everRegistered = true;
+          log.info({ ttl: o.ttl }, "inference server ready: registered");
+        } catch (err) {
+          // Redis away for a moment: the next round tries again.
+          log.warn({ err: (err as Error).message }, "cannot register in Redis; retrying");
+        }
       } else if (!ok && registration) {
         await pause();
         log.warn({ lapses_within_s: o.ttl }, "inference server not ready: registration no longer refreshed");
@@ -132,11 +139,13 @@ export function startSidecar(o: RegisterFlags & { redisClient: Redis; prefix: st
     await o.redisClient.zrem(key, advertise).catch(() => undefined);
     registration = undefined;
     client.close();
-    log.info("deregistered");
+    log.info(everRegistered ? "deregistered" : "stopped (never registered)");
   };
   const stop = () => {
     stopping ??= (async () => {
       abort.abort();
+      clearTimeout(timer); // end the wait between probes now
+      wake?.();
       await done.catch(() => undefined);
     })();
     return stopping;
