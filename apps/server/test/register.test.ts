@@ -25,12 +25,12 @@ describe("registration in Redis", () => {
       register: { redis: REDIS_URL, prefix, ttlSeconds: 30 },
     });
     expect(server.registered).toBe(`127.0.0.1:${server.port}`);
-    const [member, score] = await redis.zrange(`${prefix}:servers`, 0, -1, "WITHSCORES");
+    const [member, score] = await redis.zrange(`${prefix}:servers`, "0", "-1", "WITHSCORES");
     expect(member).toBe(`127.0.0.1:${server.port}`);
     const [s] = await redis.time();
     expect(Number(score)).toBeGreaterThan(Number(s) * 1000 + 25_000);
     await server.close();
-    expect(await redis.zrange(`${prefix}:servers`, 0, -1)).toEqual([]);
+    expect(await redis.zrange(`${prefix}:servers`, "0", "-1")).toEqual([]);
   });
 
   it("refuses to start when Redis cannot be reached", async () => {

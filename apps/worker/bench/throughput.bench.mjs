@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import * as ort from "onnxruntime-node";
-import { campaignKeys, campaignStatus, connectRedis, prepareCampaign, submitCampaign } from "@timeslide/campaign";
+import { deleteKeys, campaignKeys, campaignStatus, connectRedis, prepareCampaign, submitCampaign } from "@timeslide/campaign";
 import { InferenceClient, ServerPool } from "@timeslide/kserve";
 import { writeDemoRepository } from "@timeslide/model-repo";
 import { synthesize } from "@timeslide/strain";
@@ -200,12 +200,7 @@ output: out-${name}
   await server.exited;
 } finally {
   for (const p of children) p.kill("SIGKILL");
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await deleteKeys(redis, `${prefix}:*`);
   redis.disconnect();
   rmSync(dir, { recursive: true, force: true });
 }

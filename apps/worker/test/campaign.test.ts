@@ -6,12 +6,13 @@ import { randomBytes } from "node:crypto";
 import * as ort from "onnxruntime-node";
 import pino from "pino";
 import type { Redis } from "ioredis";
-import { campaignStatus, connectRedis, prepareCampaign, submitCampaign, readMeta, type Plan } from "@timeslide/campaign";
+import { campaignStatus, connectRedis, deleteKeys, prepareCampaign, submitCampaign, readMeta, type Plan } from "@timeslide/campaign";
 import { synthesize } from "@timeslide/strain";
 import { writeDemoRepository } from "@timeslide/model-repo";
 import { startServer, type RunningServer } from "@timeslide/server";
 import { readEventsFile } from "@timeslide/stats";
-import { ContextCache, runJob, startWorker, type DetectionModel } from "@timeslide/worker";
+import { ContextCache, runJob, startWorker } from "@timeslide/worker";
+import { InProcessModel } from "./reference-model.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tswork-${randomBytes(4).toString("hex")}`;
@@ -46,7 +47,7 @@ async function compareWithReference(campaign: string, p: Plan): Promise<number> 
   const session = await ort.InferenceSession.create(join(dir, "models", "detector", "1", "model.onnx"), { intraOpNumThreads: 1 });
   let events = 0;
   for (const job of p.jobs) {
-    await runJob(job.id, job.payload, ctx, { model: new InProcessModel(session) });
+    await runJob(job.id, job.payload, ctx, { model: new InProcessModel(session, { kernel: KERNEL, stride: STRIDE, batch: BATCH }) });
     const a = await readEventsFile(join(meta.output, "jobs", `${job.id}.h5`));
     const b = await readEventsFile(join(ctx.output, "jobs", `${job.id}.h5`));
     expect(a.events.time, job.id).toEqual(b.events.time);
@@ -58,40 +59,6 @@ async function compareWithReference(campaign: string, p: Plan): Promise<number> 
   return events;
 }
 
-/**
- * The reference: the bare detector model run in-process by onnxruntime-node
- * on the windows a snapshotter would form (zero state before the stream
- * start), batched as the stream batches them.
- */
-class InProcessModel implements DetectionModel {
-  readonly kernel = KERNEL;
-  readonly stride = STRIDE;
-  readonly batch = BATCH;
-  constructor(private readonly session: ort.InferenceSession) {}
-  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
-    const out = new Float32Array(count);
-    const nIfo = channels.length;
-    const lastRequest = Math.ceil((first + count) / BATCH);
-    for (let r = Math.floor(first / BATCH); r < lastRequest; r++) {
-      const x = new Float32Array(BATCH * nIfo * KERNEL);
-      for (let w = 0; w < BATCH; w++) {
-        const end = (r * BATCH + w + 1) * STRIDE;
-        for (let c = 0; c < nIfo; c++)
-          for (let t = 0; t < KERNEL; t++) {
-            const s = end - KERNEL + t;
-            x[(w * nIfo + c) * KERNEL + t] = s >= 0 && s < channels[c].length ? channels[c][s] : 0;
-          }
-      }
-      const res = await this.session.run({ [this.session.inputNames[0]]: new ort.Tensor("float32", x, [BATCH, nIfo, KERNEL]) });
-      const y = res[this.session.outputNames[0]].data as Float32Array;
-      for (let w = 0; w < BATCH; w++) {
-        const j = r * BATCH + w - first;
-        if (j >= 0 && j < count) out[j] = y[w];
-      }
-    }
-    return out;
-  }
-}
 
 beforeAll(async () => {
   redis = await connectRedis(REDIS_URL);
@@ -118,12 +85,7 @@ output: out-${name}
 
 afterAll(async () => {
   await server?.close();
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await deleteKeys(redis, `${prefix}:*`);
   redis.disconnect();
   rmSync(dir, { recursive: true, force: true });
 });

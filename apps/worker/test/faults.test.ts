@@ -17,12 +17,13 @@ import h5wasm from "h5wasm/node";
 import pino from "pino";
 import type { Redis } from "ioredis";
 import { Queue } from "bullmq";
-import { campaignKeys, campaignStatus, connectRedis, prepareCampaign, readMeta, submitCampaign, type JobFailure, type JobSummary, type Plan } from "@timeslide/campaign";
+import { campaignKeys, campaignStatus, connectRedis, deleteKeys, prepareCampaign, readMeta, submitCampaign, type JobFailure, type JobSummary, type Plan } from "@timeslide/campaign";
 import { synthesize } from "@timeslide/strain";
 import { writeDemoRepository } from "@timeslide/model-repo";
 import { startServer, type RunningServer } from "@timeslide/server";
 import { readEventsFile } from "@timeslide/stats";
-import { ContextCache, runJob, startWorker, type DetectionModel } from "@timeslide/worker";
+import { ContextCache, runJob, startWorker } from "@timeslide/worker";
+import { InProcessModel } from "./reference-model.js";
 
 const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -40,35 +41,6 @@ const plans = new Map<string, Plan>();
 /** undisturbed events per job id (job ids do not depend on the campaign name) */
 const reference = new Map<string, { time: Float64Array; detection_statistic: Float64Array; shift: Float64Array }>();
 
-/** onnxruntime-node in-process on the windows a snapshotter forms (as in campaign.test.ts). */
-class InProcessModel implements DetectionModel {
-  readonly kernel = KERNEL;
-  readonly stride = STRIDE;
-  readonly batch = BATCH;
-  constructor(private readonly session: ort.InferenceSession) {}
-  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
-    const out = new Float32Array(count);
-    const nIfo = channels.length;
-    for (let r = Math.floor(first / BATCH); r < Math.ceil((first + count) / BATCH); r++) {
-      const x = new Float32Array(BATCH * nIfo * KERNEL);
-      for (let w = 0; w < BATCH; w++) {
-        const end = (r * BATCH + w + 1) * STRIDE;
-        for (let c = 0; c < nIfo; c++)
-          for (let t = 0; t < KERNEL; t++) {
-            const s = end - KERNEL + t;
-            x[(w * nIfo + c) * KERNEL + t] = s >= 0 && s < channels[c].length ? channels[c][s] : 0;
-          }
-      }
-      const res = await this.session.run({ [this.session.inputNames[0]]: new ort.Tensor("float32", x, [BATCH, nIfo, KERNEL]) });
-      const y = res[this.session.outputNames[0]].data as Float32Array;
-      for (let w = 0; w < BATCH; w++) {
-        const j = r * BATCH + w - first;
-        if (j >= 0 && j < count) out[j] = y[w];
-      }
-    }
-    return out;
-  }
-}
 
 // ---- child processes --------------------------------------------------------
 
@@ -264,7 +236,7 @@ beforeAll(async () => {
   const ctx = { ...(await new ContextCache(redis, prefix).get("reference")), output: join(dir, "reference") };
   const session = await ort.InferenceSession.create(join(repo, "detector", "1", "model.onnx"), { intraOpNumThreads: 1 });
   for (const job of plans.get("reference")!.jobs) {
-    await runJob(job.id, job.payload, ctx, { model: new InProcessModel(session) });
+    await runJob(job.id, job.payload, ctx, { model: new InProcessModel(session, { kernel: KERNEL, stride: STRIDE, batch: BATCH }) });
     const { events } = await readEventsFile(join(dir, "reference", "jobs", `${job.id}.h5`));
     reference.set(job.id, { time: events.time, detection_statistic: events.detection_statistic, shift: events.shift });
   }
@@ -274,12 +246,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
   await server?.close();
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await deleteKeys(redis, `${prefix}:*`);
   redis.disconnect();
   rmSync(dir, { recursive: true, force: true });
 });

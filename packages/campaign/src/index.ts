@@ -12,7 +12,7 @@ export {
   type PlannedJob,
 } from "./plan.js";
 export { prepareCampaign, readInjectionTimes } from "./prepare.js";
-export { connectRedis, ensureRedis, resolveRedisUrl, redactRedisUrl, checkEvictionPolicy, type EnsuredRedis } from "./redis.js";
+export { connectRedis, deleteKeys, ensureRedis, resolveRedisUrl, redactRedisUrl, checkEvictionPolicy, type EnsuredRedis } from "./redis.js";
 export { readMeta, listCampaigns, recordJobResult, recordJobFailure, specHash, type CampaignMeta } from "./store.js";
 export {
   submitCampaign,

@@ -118,3 +118,15 @@ export async function ensureRedis(env: NodeJS.ProcessEnv = process.env): Promise
       }),
   };
 }
+
+/** Deletes every key matching `pattern` (SCAN, so a big keyspace is never blocked); returns how many. */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
+  let cursor = "0";
+  let n = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+    if (keys.length) n += await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  return n;
+}

@@ -8,6 +8,7 @@ import {
   campaignStatus,
   cancelCampaign,
   connectRedis,
+  deleteKeys,
   openQueue,
   prepareCampaign,
   readMeta,
@@ -50,12 +51,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await deleteKeys(redis, `${prefix}:*`);
   redis.disconnect();
   cleanup();
 });

@@ -104,7 +104,7 @@ describe("snapshotter", () => {
         snapshot: new ort.Tensor("float32", state, [1, 2, S]),
         START: new ort.Tensor("float32", new Float32Array([step === 0 ? 1 : 0]), [1]),
       });
-      state = out.snapshot_out.data as Float32Array;
+      state = out.snapshot_out.data as Float32Array<ArrayBuffer>;
       const windows = out.windows.data as Float32Array;
       expect(out.windows.dims).toEqual([3, 2, 16]);
       const end = (step + 1) * U; // samples seen so far
