@@ -9,6 +9,7 @@ import { campaignKeys, recordJobFailure, recordJobResult } from "@timeslide/camp
 import { JULIAN_YEAR_S, readBackground, readColumns, readEvents, writeEvents } from "@timeslide/stats";
 import { ReportJson } from "@timeslide/report";
 import { aggregateCampaign, aggregateIfComplete, claimAggregation } from "../src/index.js";
+import { fixture } from "../../../test/fixtures.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tstest-agg-${randomBytes(4).toString("hex")}`;
@@ -49,7 +50,7 @@ beforeAll(async () => {
     planned_foreground_samples: 400 * isr,
     planned_injection_samples: 300 * isr,
     output: dir,
-    spec: JSON.stringify({ name: campaign, ifos: ["H1", "L1"], injections: { file: "/work/shared/fixtures/injections.h5", window: 1 } }),
+    spec: JSON.stringify({ name: campaign, ifos: ["H1", "L1"], injections: { file: fixture("injections.h5"), window: 1 } }),
     counts: JSON.stringify({ background: 7, foreground: 1, injection: 1 }),
     submitted_at: Date.now(),
   });

@@ -4,9 +4,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { farFromFiles } from "../src/index.js";
+import { FIXTURES } from "../../../test/fixtures.js";
 
 const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
-const FIX = "/work/shared/fixtures";
+const FIX = FIXTURES;
 
 function cli(...args: string[]) {
   if (!existsSync(CLI)) throw new Error(`${CLI} missing: build apps/cli first (npm run build)`);

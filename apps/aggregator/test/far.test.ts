@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import h5wasm from "h5wasm/node";
 import { farFromFiles } from "../src/index.js";
+import { FIXTURES } from "../../../test/fixtures.js";
 
-const FIX = "/work/shared/fixtures";
+const FIX = FIXTURES;
 const YEAR = 31557600;
 
 // Raw arrays straight from h5wasm, no timeslide code involved.

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeStrainFile } from "@timeslide/strain";
 
-export const FIXTURES = join(import.meta.dirname, "../../../../shared/fixtures");
+export { FIXTURES } from "../../../test/fixtures.js";
 
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "timeslide-campaign-"));

@@ -1,6 +1,7 @@
 import h5wasm from "h5wasm/node";
 import { describe, expect, it } from "vitest";
 import { type SegmentList, segmentsFromDQMask } from "../src/index.js";
+import { fixture } from "../../../test/fixtures.js";
 
 const NAMES = ["DATA", "CBC_CAT1", "CBC_CAT2"];
 
@@ -62,7 +63,7 @@ describe("segmentsFromDQMask", () => {
   });
 });
 
-const FIXTURES = "/work/shared/fixtures/gwosc";
+const FIXTURES = fixture("gwosc");
 
 // Reads a GWOSC-layout file the way a caller must: GPS start, mask and bit names all from the file.
 async function segmentsOfFile(name: string, required: readonly string[]): Promise<SegmentList> {

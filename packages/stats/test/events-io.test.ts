@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import h5wasm from "h5wasm/node";
 import { BackgroundSummary, JULIAN_YEAR_S, readBackground, readEvents, readEventsFile, writeBackground, writeEvents } from "../src/index.js";
+import { FIXTURES } from "../../../test/fixtures.js";
 
-const FIX = "/work/shared/fixtures";
+const FIX = FIXTURES;
 const dir = mkdtempSync(join(tmpdir(), "ts-stats-io-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { SegmentList } from "@timeslide/segments";
 import { injectInto, readInjections, type InjectionSet } from "../src/index.js";
+import { fixture } from "../../../test/fixtures.js";
 
-const FIX = "/work/shared/fixtures/injections.h5";
+const FIX = fixture("injections.h5");
 
 function sineGaussian(t: number): number {
   return Math.exp(-((t / 0.02) ** 2)) * Math.sin(2 * Math.PI * 100 * t);
@@ -33,7 +34,7 @@ describe("injection file", () => {
   });
 
   it("refuses a file without the layout", async () => {
-    await expect(readInjections("/work/shared/fixtures/background.h5")).rejects.toThrow(/background\.h5: injections: missing group/);
+    await expect(readInjections(fixture("background.h5"))).rejects.toThrow(/background\.h5: injections: missing group/);
   });
 });
 

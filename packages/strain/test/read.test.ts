@@ -4,8 +4,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import h5wasm from "h5wasm/node";
 import { DetectorStream, readStrainFileInfo, StrainFileError } from "../src/index.js";
 import { tempDir, writeFake } from "./helpers.js";
+import { fixture } from "../../../test/fixtures.js";
 
-const FIX = "/work/shared/fixtures/gwosc";
+const FIX = fixture("gwosc");
 const H1 = [`${FIX}/H-H1_GWOSC_512HZ_R1-1187008000-128.hdf5`, `${FIX}/H-H1_GWOSC_512HZ_R1-1187008128-128.hdf5`];
 const L1 = [`${FIX}/L-L1_GWOSC_512HZ_R1-1187008000-128.hdf5`, `${FIX}/L-L1_GWOSC_512HZ_R1-1187008128-128.hdf5`];
 
