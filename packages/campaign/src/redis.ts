@@ -72,7 +72,7 @@ export interface EnsuredRedis {
  * else a private `redis-server` on a free port (no persistence), stopped by
  * `stop()`. Throws a message that says what to install when none can be had.
  */
-export async function ensureRedis(env: NodeJS.ProcessEnv = process.env): Promise<EnsuredRedis> {
+export async function ensureRedis(env: NodeJS.ProcessEnv = process.env, localUrl = "redis://127.0.0.1:6379"): Promise<EnsuredRedis> {
   const { spawn, spawnSync } = await import("node:child_process");
   const { createServer } = await import("node:net");
   const noop = async () => {};
@@ -88,10 +88,11 @@ export async function ensureRedis(env: NodeJS.ProcessEnv = process.env): Promise
     if (await answers(env.REDIS_URL)) return { url: env.REDIS_URL, source: "REDIS_URL", stop: noop };
     throw new Error(`REDIS_URL=${redactRedisUrl(env.REDIS_URL)} does not answer; start that Redis or unset REDIS_URL`);
   }
-  if (await answers("redis://127.0.0.1:6379")) return { url: "redis://127.0.0.1:6379", source: "localhost", stop: noop };
+  if (await answers(localUrl)) return { url: localUrl, source: "localhost", stop: noop };
   if (spawnSync("redis-server", ["--version"]).error)
     throw new Error(
-      "no Redis answers on 127.0.0.1:6379 and redis-server is not installed: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:port",
+      `no Redis answers on ${redactRedisUrl(localUrl)} and redis-server is not installed:` +
+        " install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:port",
     );
   const port = await new Promise<number>((resolve, reject) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
