@@ -46,7 +46,9 @@ export function registerStatus(program: Command): void {
             process.stdout.write(opts.json ? JSON.stringify(s) + "\n" : describe(s) + "\n");
             return;
           }
-          const every = Math.max(0.2, Number(opts.interval)) * 1000;
+          const interval = Number(opts.interval);
+          if (!(interval > 0)) throw new Error(`status: --interval: expected a number of seconds > 0, got "${opts.interval}"`);
+          const every = Math.max(0.2, interval) * 1000;
           const tty = process.stderr.isTTY && !opts.json && !process.env.CI;
           const bar = tty ? createProgress(`${name} background`, Math.max(1, Math.round(s.livetime.background_planned_s))) : undefined;
           let stop = false;

@@ -21,6 +21,17 @@ export function registerWorker(program: Command): void {
       run(async () => {
         const lock = Number(opts.lock);
         if (!(lock >= 1)) throw new Error(`worker: --lock: expected a number of seconds >= 1, got "${opts.lock}"`);
+        const count = (flag: string, v: string) => {
+          const n = Number(v);
+          if (!Number.isInteger(n) || n < 1) throw new Error(`worker: --${flag}: expected a whole number >= 1, got "${v}"`);
+          return n;
+        };
+        const concurrency = count("concurrency", opts.concurrency);
+        const sequences = count("sequences", opts.sequences);
+        const grace = Number(opts.grace);
+        if (!(grace >= 0)) throw new Error(`worker: --grace: expected a number of seconds >= 0, got "${opts.grace}"`);
+        if (opts.metricsPort !== undefined && !(Number.isInteger(Number(opts.metricsPort)) && Number(opts.metricsPort) >= 0))
+          throw new Error(`worker: --metrics-port: expected a port number, got "${opts.metricsPort}"`);
         const log = pino({ base: { process: "worker" } });
         const url = opts.redis ?? resolveRedisUrl();
         const redis = await connectRedis(url);
@@ -29,11 +40,11 @@ export function registerWorker(program: Command): void {
           redisUrl: url,
           prefix: redisPrefix(),
           campaigns,
-          concurrency: Math.max(1, Number(opts.concurrency)),
-          sequences: Math.max(1, Number(opts.sequences)),
+          concurrency,
+          sequences,
           servers: opts.servers,
           metricsPort: opts.metricsPort !== undefined ? Number(opts.metricsPort) : undefined,
-          shutdownGraceMs: Number(opts.grace) * 1000,
+          shutdownGraceMs: grace * 1000,
           lockDuration: lock * 1000,
           log,
         });
