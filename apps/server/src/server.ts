@@ -306,6 +306,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   server.addService(protos.GRPCInferenceService.service, handlers);
   server.addService(protos.Health.service, health);
+  widenReceiveWindow(server);
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) =>
@@ -316,6 +317,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await metrics?.close();
     throw new Error(`cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`);
   }
+  widenSessionWindows(server);
   log.info({ port, metricsPort, repository: o.repository, threads: o.threads, models: [...engine.models.keys()] }, "inference server listening");
   let registration: Registration | undefined;
   let redis: Redis | undefined;
@@ -367,3 +369,30 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 }
 
 export { InferenceError };
+
+// grpc-js servers advertise Node's default 64 KiB HTTP/2 receive window and
+// offer no option to raise it (grpc-node PR #3058), so every 64 KiB of a
+// request waits for a WINDOW_UPDATE. Requests here are hundreds of KiB of
+// strain: widen the window through grpc-js internals where they are as
+// expected, and leave the default where they are not.
+const RECEIVE_WINDOW = 16 * 1024 * 1024;
+
+function widenReceiveWindow(server: grpc.Server): void {
+  if (process.env.TIMESLIDE_DEFAULT_H2_WINDOW) return;
+  const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } }).commonServerOptions;
+  if (common) common.settings = { ...common.settings, initialWindowSize: RECEIVE_WINDOW };
+}
+
+function widenSessionWindows(server: grpc.Server): void {
+  if (process.env.TIMESLIDE_DEFAULT_H2_WINDOW) return;
+  const servers = (server as unknown as { http2Servers?: Map<import("node:events").EventEmitter, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const h2 of servers.keys())
+    h2.on("session", (session: import("node:http2").Http2Session) => {
+      try {
+        session.setLocalWindowSize(RECEIVE_WINDOW);
+      } catch {
+        // an older Node: the per-stream window above still applies
+      }
+    });
+}
