@@ -11,7 +11,11 @@
 // streaming ceiling: synthetic updates through the pool, no worker work.
 // Wall time of a campaign: first job start to last job end (from the job
 // summaries), so process start-up is left out. Needs `npm run build` and Redis
-// (REDIS_URL or redis://127.0.0.1:6379). Env: BENCH_DURATION (s of data),
+// (REDIS_URL or redis://127.0.0.1:6379). Jobs are shaped as in a campaign:
+// each reads one whole segment and streams four shifts of it (the planner's
+// defaults give jobs of days of livetime; these are the biggest the data
+// allows while leaving the two workers several jobs each).
+// Env: BENCH_DURATION (s of data), BENCH_SHIFTS,
 // BENCH_BATCH, BENCH_TEMPLATES, BENCH_WORKER_ARGS (e.g. "--concurrency 2").
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -36,7 +40,7 @@ const ISR = 8; // inference sampling rate, Hz
 const BATCH = Number(process.env.BENCH_BATCH ?? 128); // DESIGN.md's example batch_size
 const THREADS = 1; // ONNX Runtime intra-op threads: server and raw alike
 const TEMPLATES = Number(process.env.BENCH_TEMPLATES ?? 8);
-const SHIFTS = 8;
+const SHIFTS = Number(process.env.BENCH_SHIFTS ?? 16);
 const KERNEL = KERNEL_S * FS;
 const WORKER_ARGS = (process.env.BENCH_WORKER_ARGS ?? "--sequences 4 --concurrency 1").split(/\s+/).filter(Boolean);
 const STRIDE = FS / ISR;
@@ -117,7 +121,7 @@ ifos: [H1, L1]
 data: { files: ["data/*.hdf5"], sample_rate: ${FS}, segments: { flags: [DATA], min_duration: 64 } }
 model: { name: detector-stream, servers: ["${endpoint}"] }
 inference: { kernel_length: ${KERNEL_S}, inference_sampling_rate: ${ISR}, batch_size: ${BATCH}, psd_length: 32, fduration: 1, highpass: 20 }
-background: { shifts: ${SHIFTS}, step: 2, max_job_duration: 320, job_livetime: 1280 }
+background: { shifts: ${SHIFTS}, step: 2, max_job_duration: ${DURATION}, job_livetime: ${4 * (DURATION - 32)} }
 postprocess: { integration_window: 1, cluster_window: 4 }
 output: out-${name}
 `,
