@@ -11,8 +11,8 @@ export {
   type PlanSummary,
   type PlannedJob,
 } from "./plan.js";
-export { prepareCampaign, readInjectionTimes } from "./prepare.js";
-export { connectRedis, deleteKeys, ensureRedis, resolveRedisUrl, redactRedisUrl, checkEvictionPolicy, type EnsuredRedis } from "./redis.js";
+export { prepareCampaign } from "./prepare.js";
+export { connectRedis, deleteKeys, ensureRedis, freePort, resolveRedisUrl, redactRedisUrl, checkEvictionPolicy, type EnsuredRedis } from "./redis.js";
 export { readMeta, listCampaigns, recordJobResult, recordJobFailure, specHash, type CampaignMeta } from "./store.js";
 export {
   submitCampaign,

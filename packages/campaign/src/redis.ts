@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { Redis, type RedisOptions } from "ioredis";
 
 /** The Redis URL to use: REDIS_URL overrides the campaign's queue.redis. */
@@ -74,7 +75,6 @@ export interface EnsuredRedis {
  */
 export async function ensureRedis(env: NodeJS.ProcessEnv = process.env, localUrl = "redis://127.0.0.1:6379"): Promise<EnsuredRedis> {
   const { spawn, spawnSync } = await import("node:child_process");
-  const { createServer } = await import("node:net");
   const noop = async () => {};
   const answers = async (url: string) => {
     try {
@@ -94,13 +94,7 @@ export async function ensureRedis(env: NodeJS.ProcessEnv = process.env, localUrl
       `no Redis answers on ${redactRedisUrl(localUrl)} and redis-server is not installed:` +
         " install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:port",
     );
-  const port = await new Promise<number>((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on("error", reject);
-  });
+  const port = await freePort();
   const child = spawn("redis-server", ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], { stdio: "ignore" });
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 50 && !(await answers(url)); i++) await new Promise((r) => setTimeout(r, 100));
@@ -130,4 +124,15 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<number>
     cursor = next;
   } while (cursor !== "0");
   return n;
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a private redis-server or inference server). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+    s.on("error", reject);
+  });
 }

@@ -8,6 +8,7 @@ export { welchPsd, type Psd } from "./psd.js";
 export { whiten, Whitener, inverseAsdFilter, type WhitenOptions, type Whitened } from "./whiten.js";
 export {
   readInjections,
+  readInjectionTimes,
   injectInto,
   type InjectionSet,
   type InjectTarget,

@@ -26,6 +26,18 @@ function toF64(v: unknown, path: string, name: string): Float64Array {
   throw new StrainFileError(path, name, "expected a numeric array");
 }
 
+/** Only the injection times (`injections/time`): what planning needs, without the waveforms. */
+export async function readInjectionTimes(path: string): Promise<Float64Array> {
+  const f = await openH5(path, "r");
+  try {
+    const ds = getDataset(f, path, "injections/time");
+    if ((ds.shape ?? []).length !== 1) throw new StrainFileError(path, "injections/time", `expected a 1-D dataset, got shape ${JSON.stringify(ds.shape)}`);
+    return toF64(ds.value, path, "injections/time");
+  } finally {
+    closeQuietly(f);
+  }
+}
+
 /** Reads a whole injection file (waveforms included; they are short). */
 export async function readInjections(path: string): Promise<InjectionSet> {
   const f = await openH5(path, "r");

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -10,6 +9,7 @@ import {
   cancelCampaign,
   connectRedis,
   ensureRedis,
+  freePort,
   prepareCampaign,
   redactRedisUrl,
   submitCampaign,
@@ -47,16 +47,6 @@ const Opts = z.object({
 });
 
 const say = (msg: string) => process.stderr.write(`demo: ${msg}\n`);
-
-async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => ok(p));
-    });
-    s.on("error", fail);
-  });
-}
 
 /** Children of the demo, stopped on exit, Ctrl-C or error. */
 class Processes {
