@@ -2,6 +2,28 @@ import type { ServerPool } from "@timeslide/kserve";
 import { outputOf } from "@timeslide/kserve";
 
 /**
+ * One detector's whitened samples of one shift, from the stream start. The
+ * job's reader fills them while earlier ones are being streamed, so a model
+ * waits for `ready(n)` before copying samples below n.
+ */
+export interface Channel {
+  readonly length: number;
+  /** resolves when samples [0, n) can be copied; undefined when they can already */
+  ready(n: number): Promise<void> | undefined;
+  /** samples [a, b) into `dst` from index `at` (as float32) */
+  copyTo(dst: Float32Array, at: number, a: number, b: number): void;
+}
+
+/** A channel whose samples are all there. */
+export function arrayChannel(x: Float32Array | Float64Array): Channel {
+  return {
+    length: x.length,
+    ready: () => undefined,
+    copyTo: (dst, at, a, b) => dst.set(x.subarray(a, b), at),
+  };
+}
+
+/**
  * The detection statistic of a multi-detector stream: `channels[i]` holds
  * detector i's whitened samples from the stream start; output j is the
  * statistic of the window that ends after sample (j + 1)·stride (windows
@@ -17,7 +39,15 @@ export interface DetectionModel {
    * outputs [first, count): only those are computed where the implementation
    * can skip windows; an aborted `signal` stops sending and rejects
    */
-  run(channels: Float32Array[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array>;
+  run(channels: Channel[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array>;
+}
+
+/** Waits until every channel has its first n samples (clamped to its length). */
+export async function channelsReady(channels: Channel[], n: number): Promise<void> {
+  for (const c of channels) {
+    const p = c.ready(Math.min(n, c.length));
+    if (p) await p;
+  }
 }
 
 export interface Geometry {
@@ -44,7 +74,7 @@ export class StreamingModel implements DetectionModel {
     this.batch = g.batch;
   }
 
-  async run(channels: Float32Array[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array> {
+  async run(channels: Channel[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array> {
     signal?.throwIfAborted();
     const U = this.stride * this.batch;
     const nIfo = channels.length;
@@ -65,12 +95,13 @@ export class StreamingModel implements DetectionModel {
         failure = signal.reason;
         break;
       }
+      await channelsReady(channels, (r + 1) * U);
       const update = new Float32Array(nIfo * U);
       for (let c = 0; c < nIfo; c++) {
         const src = channels[c];
         const a = r * U;
         const b = Math.min(src.length, a + U);
-        if (b > a) update.set(src.subarray(a, b), c * U);
+        if (b > a) src.copyTo(update, c * U, a, b);
       }
       const last = r === requests - 1;
       const p = seq.send(update, { end: last }).then((res) => {
@@ -106,7 +137,7 @@ export class WindowModel implements DetectionModel {
     this.batch = g.batch;
   }
 
-  async run(channels: Float32Array[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array> {
+  async run(channels: Channel[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array> {
     signal?.throwIfAborted();
     const nIfo = channels.length;
     const out = new Float32Array(count);
@@ -120,16 +151,15 @@ export class WindowModel implements DetectionModel {
         break;
       }
       const n = Math.min(this.batch, count - j0);
-      const x = new Float32Array(n * nIfo * K);
+      await channelsReady(channels, (first + j0 + n) * this.stride);
+      const x = new Float32Array(n * nIfo * K); // zeros outside the stream
       for (let w = 0; w < n; w++) {
         const end = (first + j0 + w + 1) * this.stride; // window ends after this sample
         for (let c = 0; c < nIfo; c++) {
           const src = channels[c];
-          const dst = (w * nIfo + c) * K;
-          for (let t = 0; t < K; t++) {
-            const s = end - K + t;
-            x[dst + t] = s >= 0 && s < src.length ? src[s] : 0;
-          }
+          const a = Math.max(0, end - K);
+          const b = Math.min(src.length, end);
+          if (b > a) src.copyTo(x, (w * nIfo + c) * K + (a - (end - K)), a, b);
         }
       }
       const p = this.pool

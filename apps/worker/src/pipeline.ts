@@ -2,9 +2,9 @@ import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { SegmentList, maxLightTravelTime, type LivetimeOptions } from "@timeslide/segments";
 import { shiftIndices, shiftOutputSpan, type JobPayload, type JobSummary, type CampaignSpec } from "@timeslide/campaign";
-import { DetectorStream, Whitener, welchPsd, decimate, decimationFactor, injectInto, type InjectionSet } from "@timeslide/strain";
+import { DetectorStream, Decimator, Whitener, welchPsd, decimate, decimationFactor, injectInto, type InjectionSet } from "@timeslide/strain";
 import { integrate, cluster, windowSamples, writeEvents } from "@timeslide/stats";
-import type { DetectionModel } from "./inference.js";
+import type { Channel, DetectionModel } from "./inference.js";
 
 /** What a job needs of its campaign (read once per campaign from Redis). */
 export interface JobContext {
@@ -35,9 +35,80 @@ export interface RunOptions {
 /** Extra read (s) each side of a piece for the decimation filter's support. */
 const RESAMPLE_PAD = 1;
 
-interface Piece {
-  start: number; // GPS of data[0] at the analysis rate
-  data: Float64Array; // whitened
+/**
+ * Seconds of strain read, resampled and whitened per step of a job's reader.
+ * Between steps the reader yields, so requests already streaming are
+ * answered without delay: reading overlaps inference instead of idling the
+ * servers before a job's first request.
+ */
+const READ_STEP_S = 16;
+
+/** A detector's whitened strain over the job's range, filled by the reader step by step. */
+export class Piece {
+  /** samples [0, filled) are final */
+  filled = 0;
+  #failure: { error: unknown } | undefined;
+  #waiting: Array<{ n: number; resolve: () => void; reject: (e: unknown) => void }> = [];
+  constructor(
+    readonly ifo: string,
+    /** GPS of data[0] at the analysis rate */
+    readonly start: number,
+    readonly data: Float64Array,
+  ) {}
+
+  until(n: number): Promise<void> | undefined {
+    if (this.#failure) return Promise.reject(this.#failure.error);
+    if (n <= this.filled) return undefined;
+    return new Promise((resolve, reject) => this.#waiting.push({ n, resolve, reject }));
+  }
+
+  put(y: Float64Array): void {
+    const m = Math.min(y.length, this.data.length - this.filled);
+    this.data.set(m === y.length ? y : y.subarray(0, m), this.filled);
+    this.filled += m;
+    this.#waiting = this.#waiting.filter((w) => (w.n <= this.filled ? (w.resolve(), false) : true));
+  }
+
+  fail(error: unknown): void {
+    this.#failure ??= { error };
+    for (const w of this.#waiting) w.reject(error);
+    this.#waiting = [];
+  }
+}
+
+/** Samples [off, off + N) of a piece. */
+function sliceChannel(pc: Piece, off: number, N: number): Channel {
+  if (off < 0 || off + N > pc.data.length) throw new Error(`internal: ${pc.ifo} needs samples [${off}, ${off + N}) of ${pc.data.length}`);
+  return {
+    length: N,
+    ready: (n) => pc.until(off + n),
+    copyTo: (dst, at, a, b) => dst.set(pc.data.subarray(off + a, off + b), at),
+  };
+}
+
+/**
+ * N samples of a detector whose stream wraps within its segment [s, e),
+ * starting at (own) time t: sample n is at s + ((t − s + n/fs) mod L).
+ */
+function wrappedChannel(pc: Piece, segment: readonly [number, number], t: number, N: number, fs: number): Channel {
+  const L = Math.round((segment[1] - segment[0]) * fs);
+  const base = Math.round((segment[0] - pc.start) * fs);
+  if (base < 0 || base + L > pc.data.length) throw new Error(`internal: circular slide needs the whole segment [${segment[0]}, ${segment[1]})`);
+  const k0 = ((Math.round((t - segment[0]) * fs) % L) + L) % L;
+  return {
+    length: N,
+    // The wrapped part lies before k0: it is there once the segment's end is.
+    ready: (n) => pc.until(base + Math.min(L, k0 + n)),
+    copyTo: (dst, at, a, b) => {
+      while (a < b) {
+        const k = (k0 + a) % L;
+        const m = Math.min(b - a, L - k);
+        dst.set(pc.data.subarray(base + k, base + k + m), at);
+        at += m;
+        a += m;
+      }
+    },
+  };
 }
 
 export function livetimeOptionsOf(spec: CampaignSpec): LivetimeOptions {
@@ -85,31 +156,52 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const T0 = outStart - warm / isr; // reference-time start of every shift's stream
   const lastEnd = Math.max(...shifts.map((s) => s.out[1]));
 
-  // Read, resample and whiten each detector once for all shifts of the job.
+  // Read, resample and whiten each detector once for all shifts of the job,
+  // step by step while the shifts stream (each waits for the samples it needs).
   const tRead = performance.now();
-  const pieces: Piece[] = [];
-  let strainSeconds = 0;
   const injected = new Set<number>();
   const circular = spec.background.circular;
+  const readers: PieceReader[] = [];
   for (const [i, ifo] of ifos.entries()) {
     o.signal?.throwIfAborted();
     // Circular slides wrap each detector within the segment: read it whole.
     const lo_ = circular ? p.segment[0] : T0 + Math.min(...shifts.map((s) => s.v[i]));
     const hi_ = circular ? p.segment[1] : lastEnd + Math.max(...shifts.map((s) => s.v[i]));
     const analysed = new SegmentList([shifts[0].out]);
-    const piece = await readWhitened(id, ctx, ifo, p, [lo_, hi_], injected, analysed);
-    strainSeconds += piece.data.length / fs;
-    pieces.push(piece);
+    readers.push(await openPiece(id, ctx, ifo, p, [lo_, hi_], injected, analysed));
   }
-  const readS = (performance.now() - tRead) / 1000;
-  o.log?.debug({ shifts: shifts.length, strain_s: strainSeconds, read_whiten_s: readS }, "read and whitened: streaming");
+  const pieces = readers.map((r) => r.piece);
+  const strainSeconds = pieces.reduce((a, pc) => a + pc.data.length / fs, 0);
+  let readS = (performance.now() - tRead) / 1000;
+  const stopReading = new AbortController();
+  const reading = (async () => {
+    try {
+      // Detectors in step, so every shift's channels fill together.
+      for (let more = true; more; ) {
+        more = false;
+        for (const r of readers) {
+          o.signal?.throwIfAborted();
+          stopReading.signal.throwIfAborted();
+          const t = performance.now();
+          more = (await r.step()) || more;
+          readS += (performance.now() - t) / 1000;
+        }
+        await new Promise<void>((r) => setImmediate(r)); // let responses in
+      }
+    } catch (e) {
+      for (const pc of pieces) pc.fail(e);
+      throw e;
+    }
+  })();
+  reading.catch(() => {}); // awaited below; its failure also reaches the waiting shifts
+  o.log?.debug({ shifts: shifts.length, strain_s: strainSeconds }, "streaming shifts while reading");
 
   // Stream every shift; several sequences in flight.
   const limit = pLimit(Math.max(1, o.concurrency ?? 4));
   let done = 0;
   let inferences = 0;
   const tInfer = performance.now();
-  const perShift = await Promise.all(
+  const streaming = Promise.all(
     shifts.map((s) =>
       limit(async () => {
         o.signal?.throwIfAborted();
@@ -117,13 +209,9 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
         if (nOut <= 0) return { s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0 };
         const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
         const N = J * stride;
-        const channels = pieces.map((pc, i) => {
-          if (circular) return wrapped(pc, p.segment, T0 + s.v[i], N, fs);
-          const off = Math.round((T0 + s.v[i] - pc.start) * fs);
-          if (off < 0 || off + N > pc.data.length)
-            throw new Error(`job ${id}: internal: shift ${s.k} needs ${ifos[i]} samples [${off}, ${off + N}) of ${pc.data.length}`);
-          return Float32Array.from(pc.data.subarray(off, off + N));
-        });
+        const channels = pieces.map((pc, i) =>
+          circular ? wrappedChannel(pc, p.segment, T0 + s.v[i], N, fs) : sliceChannel(pc, Math.round((T0 + s.v[i] - pc.start) * fs), N),
+        );
         const first = Math.max(m - 1, warm - w); // earliest output the integration uses: only whole windows
         const y = await o.model.run(channels, first, J - first, o.signal);
         inferences += J - first;
@@ -138,6 +226,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
       }),
     ),
   );
+  streaming.catch((e) => stopReading.abort(e)); // a failed shift fails the job: stop reading
+  const [perShift] = await Promise.all([streaming, reading]);
   const inferS = (performance.now() - tInfer) / 1000;
   o.signal?.throwIfAborted();
 
@@ -194,13 +284,21 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   };
 }
 
+export interface PieceReader {
+  piece: Piece;
+  /** reads, resamples and whitens the next step into the piece; false once it is full */
+  step(): Promise<boolean>;
+}
+
 /**
  * Detector `ifo`'s whitened strain over [range) (its own GPS), at the
  * analysis rate: PSD from the first psd_length s of the job's span (so every
  * shift of the job sees one whitening filter), filter applied to the range
- * padded for the filter and the resampler, clamped to the segment.
+ * padded for the filter and the resampler, clamped to the segment. The PSD
+ * span is read here, the range by the reader's steps; streaming resampling
+ * and whitening give exactly the whole-array results.
  */
-async function readWhitened(
+export async function openPiece(
   id: string,
   ctx: JobContext,
   ifo: string,
@@ -208,7 +306,7 @@ async function readWhitened(
   range: [number, number],
   injected: Set<number>,
   analysed: SegmentList,
-): Promise<Piece> {
+): Promise<PieceReader> {
   const { spec } = ctx;
   const fs = spec.data.sample_rate;
   const inf = spec.inference;
@@ -224,54 +322,60 @@ async function readWhitened(
   const pad = (factor > 1 ? RESAMPLE_PAD : 0) + inf.fduration / 2;
   const [s, e] = p.segment;
   const read = async (a: number, b: number, what: string) => {
-    const aa = Math.max(s, a);
-    const bb = Math.min(e, b);
-    const slice = await stream.read(aa, bb);
+    const slice = await stream.read(a, b);
     if (slice.gaps.length) {
       const g = slice.gaps.segments[0];
       throw new PermanentJobError(
         `job ${id}: ${ifo} has no valid data (NaN or no file) at [${g.start}, ${g.end}) inside the good segment [${s}, ${e}) (${what})`,
       );
     }
-    const x = factor > 1 ? decimate(slice.data, factor) : slice.data;
-    return { start: slice.start, data: x };
+    return slice;
   };
   const whitenOpts = { sampleRate: fs, psdLength: inf.psd_length, fduration: inf.fduration, highpass: inf.highpass };
 
-  const psdPiece = await read(p.span[0], p.span[0] + inf.psd_length, "PSD burn-in");
-  const raw = await read(range[0] - pad, range[1] + pad, "analysis");
+  const psdSlice = await read(Math.max(s, p.span[0]), Math.min(e, p.span[0] + inf.psd_length), "PSD burn-in");
+  const psdData = factor > 1 ? decimate(psdSlice.data, factor) : psdSlice.data;
+  const a = Math.max(s, range[0] - pad);
+  const b = Math.min(e, range[1] + pad);
+  const piece = new Piece(ifo, a, new Float64Array(Math.ceil(Math.round((b - a) * stream.sampleRate) / factor)));
+
+  // The injections' signal over the range, added step by step before whitening.
+  let signal: Float64Array | undefined;
   if (p.kind === "injection" && ctx.injections) {
     // Only injections whose time the job analyses: one near the edge of the
     // span belongs to the neighbouring job, and is counted there.
-    const r = injectInto({ ifo, start: raw.start, sampleRate: fs, data: raw.data }, ctx.injections, { shift: 0, analysed });
+    const x = new Float64Array(piece.data.length);
+    const r = injectInto({ ifo, start: a, sampleRate: fs, data: x }, ctx.injections, { shift: 0, analysed });
     for (const k of r.injected) injected.add(k);
-    injectInto({ ifo, start: psdPiece.start, sampleRate: fs, data: psdPiece.data }, ctx.injections, { shift: 0, analysed });
+    if (r.injected.length) signal = x;
+    injectInto({ ifo, start: psdSlice.start, sampleRate: fs, data: psdData }, ctx.injections, { shift: 0, analysed });
   }
-  const psd = welchPsd(psdPiece.data, fs, { fftlength: inf.fduration });
-  const whitener = Whitener.fromPsd(psd, whitenOpts);
-  const head = whitener.push(raw.data);
-  const tail = whitener.flush();
-  const data = new Float64Array(head.length + tail.length);
-  data.set(head);
-  data.set(tail, head.length);
-  return { start: raw.start, data: data.subarray(0, raw.data.length) };
-}
-
-/**
- * N samples of a detector whose stream wraps within its segment [s, e),
- * starting at (own) time t: position s + ((t - s) mod L).
- */
-function wrapped(pc: Piece, segment: readonly [number, number], t: number, N: number, fs: number): Float32Array {
-  const L = Math.round((segment[1] - segment[0]) * fs);
-  const base = Math.round((segment[0] - pc.start) * fs);
-  if (base < 0 || base + L > pc.data.length) throw new Error(`internal: circular slide needs the whole segment [${segment[0]}, ${segment[1]})`);
-  const out = new Float32Array(N);
-  let k = (((Math.round((t - segment[0]) * fs)) % L) + L) % L;
-  for (let n = 0; n < N; n++) {
-    out[n] = pc.data[base + k];
-    if (++k === L) k = 0;
-  }
-  return out;
+  const whitener = Whitener.fromPsd(welchPsd(psdData, fs, { fftlength: inf.fduration }), whitenOpts);
+  const decimator = factor > 1 ? new Decimator(factor) : undefined;
+  let t = a; // next GPS to read
+  let resampled = 0; // samples at the analysis rate so far
+  const feed = (x: Float64Array) => {
+    if (signal) for (let j = 0; j < x.length; j++) x[j] += signal[resampled + j];
+    resampled += x.length;
+    piece.put(whitener.push(x));
+  };
+  return {
+    piece,
+    async step() {
+      if (t >= b) return false;
+      const next = Math.min(b, t + READ_STEP_S);
+      const slice = await read(t, next, "analysis");
+      t = next;
+      feed(decimator ? decimator.push(slice.data) : slice.data);
+      if (t >= b) {
+        if (decimator) feed(decimator.flush());
+        piece.put(whitener.flush());
+        if (piece.filled !== piece.data.length || resampled !== piece.data.length)
+          throw new Error(`job ${id}: internal: ${ifo} resampled ${resampled} samples for a piece of ${piece.data.length}`);
+      }
+      return t < b;
+    },
+  };
 }
 
 /** For each event, the injection (added in this job) within ±window of it, else −1. */

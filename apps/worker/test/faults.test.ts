@@ -258,8 +258,8 @@ describe("faults on real processes", { timeout: 90_000 }, () => {
     const a = startWorkerProcess("worker-a", campaign);
     const b = startWorkerProcess("worker-b", campaign);
     try {
-      // A job of worker-a in its streaming phase (read and whitened, sequences open).
-      const started = await a.waitFor((l) => l.msg === "read and whitened: streaming", "a job streaming");
+      // A job of worker-a in its streaming phase (sequences open, reading alongside).
+      const started = await a.waitFor((l) => l.msg === "streaming shifts while reading", "a job streaming");
       const victim = started.job!;
       a.kill("SIGKILL");
       const killed = await a.exited;
@@ -284,7 +284,7 @@ describe("faults on real processes", { timeout: 90_000 }, () => {
     try {
       // A job's sequences alternate between the two servers: kill one while a
       // background job (8 shifts, 4 sequences at a time) is well into its streams.
-      await w.waitFor((l) => l.msg === "read and whitened: streaming" && Number(l.shifts) >= 8, "a background job streaming");
+      await w.waitFor((l) => l.msg === "streaming shifts while reading" && Number(l.shifts) >= 8, "a background job streaming");
       await new Promise((r) => setTimeout(r, 150));
       other.proc.kill("SIGKILL");
       expect((await other.proc.exited).signal).toBe("SIGKILL");
@@ -354,7 +354,7 @@ describe("faults on real processes", { timeout: 90_000 }, () => {
     const campaign = "sigterm";
     await submit(campaign, [`127.0.0.1:${server.port}`]);
     const w = startWorkerProcess("worker-d", campaign, ["--grace", "30"]);
-    const started = await w.waitFor((l) => l.msg === "read and whitened: streaming", "a job streaming");
+    const started = await w.waitFor((l) => l.msg === "streaming shifts while reading", "a job streaming");
     expect(await terminate(w, 30_000)).toBeLessThan(30_000);
     // The job it had finished before the exit, and nothing else was left half-done.
     const r = (await results(campaign)).get(started.job!);

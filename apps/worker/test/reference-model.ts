@@ -1,5 +1,5 @@
 import * as ort from "onnxruntime-node";
-import type { DetectionModel, Geometry } from "@timeslide/worker";
+import { channelsReady, type Channel, type DetectionModel, type Geometry } from "@timeslide/worker";
 
 /**
  * The reference for worker tests: the bare detector model run in-process by
@@ -20,10 +20,17 @@ export class InProcessModel implements DetectionModel {
     this.batch = g.batch;
   }
 
-  async run(channels: Float32Array[], first: number, count: number): Promise<Float32Array> {
+  async run(sources: Channel[], first: number, count: number): Promise<Float32Array> {
     const { kernel: K, stride, batch: B } = this;
     const out = new Float32Array(count);
-    const nIfo = channels.length;
+    const nIfo = sources.length;
+    // Simple on purpose: wait for every sample, then index plain arrays.
+    await channelsReady(sources, Infinity);
+    const channels = sources.map((c) => {
+      const x = new Float32Array(c.length);
+      c.copyTo(x, 0, 0, c.length);
+      return x;
+    });
     for (let r = Math.floor(first / B); r < Math.ceil((first + count) / B); r++) {
       const x = new Float32Array(B * nIfo * K);
       for (let w = 0; w < B; w++) {
