@@ -177,6 +177,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         // Force: nothing is waited for any more (a plain close() would wait for
         // running jobs without a bound).
         await Promise.all(all.map((w) => w.close(true)));
+        metrics.active.set(0); // handed-back jobs end without a completed/failed event
         await Promise.all(aggregations);
         await metrics.close();
         // Left open, these would keep a `timeslide worker` process alive after SIGTERM.
