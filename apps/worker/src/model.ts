@@ -7,7 +7,7 @@ import { StreamingModel, WindowModel, type DetectionModel } from "./inference.js
  * (some step is stateful: sequence batching) is fed stride·batch new samples
  * per request; a plain model gets full windows.
  */
-export async function resolveModel(pool: ServerPool, endpoint: string, spec: CampaignSpec): Promise<DetectionModel> {
+export async function resolveModel(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs?: number): Promise<DetectionModel> {
   const fs = spec.data.sample_rate;
   const g = {
     kernel: Math.round(spec.inference.kernel_length * fs),
@@ -27,8 +27,8 @@ export async function resolveModel(pool: ServerPool, endpoint: string, spec: Cam
     }
     const input = meta.inputs?.[0]?.name;
     return streaming
-      ? new StreamingModel(pool, spec.model.name, g, { version, output })
-      : new WindowModel(pool, spec.model.name, g, { version, input, output });
+      ? new StreamingModel(pool, spec.model.name, g, { version, output, deadlineMs })
+      : new WindowModel(pool, spec.model.name, g, { version, input, output, deadlineMs });
   } finally {
     client.close();
   }

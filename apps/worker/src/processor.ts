@@ -64,7 +64,7 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
     await started;
     let model = models.get(payload.campaign);
     if (!model) {
-      model = resolveModel(pool, endpoint(), ctx.spec);
+      model = resolveModel(pool, endpoint(), ctx.spec, env.deadlineMs);
       model.catch(() => models.delete(payload.campaign));
       models.set(payload.campaign, model);
     }
