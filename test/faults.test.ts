@@ -194,7 +194,7 @@ interface Plan {
   livetime: { background_s: number; foreground_s: number; injection_s: number };
 }
 
-function writeCampaign(name: string, servers: string[]): string {
+function writeCampaign(name: string, servers: string[], attempts = 3): string {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(
     file,
@@ -207,14 +207,14 @@ background: { shifts: 30, step: 2, max_job_duration: 300, job_livetime: 3000 }
 injections: { file: data/injections.h5 }
 postprocess: { integration_window: 1, cluster_window: 4 }
 output: out-${name}
-queue: { attempts: 3 }
+queue: { attempts: ${attempts} }
 `,
   );
   return file;
 }
 
-async function submit(name: string, servers: string[], env: Record<string, string> = {}): Promise<Plan> {
-  writeCampaign(name, servers);
+async function submit(name: string, servers: string[], env: Record<string, string> = {}, attempts = 3): Promise<Plan> {
+  writeCampaign(name, servers, attempts);
   const plan = JSON.parse(await cli(["plan", `${name}.yaml`, "--json"], env)) as Plan;
   const s = JSON.parse(await cli(["submit", `${name}.yaml`, "--json"], env));
   expect(s.added).toBe(plan.jobs.total);
@@ -334,9 +334,10 @@ function outcomeOf(a: Accounting, evidence: string) {
   const failed = a.failures.map((f) => `${f.job_id} (${f.livetime_lost} s, ${f.attempts} attempts: ${f.reason.slice(0, 160)})`).join("; ");
   return {
     outcome: (a.failures.length ? "lost livetime" : "recovered") as "lost livetime" | "recovered",
-    detail:
+    detail: (
       `${evidence}; ${a.completed}/${reference.size} jobs completed with events identical to the undisturbed run (${a.events} events), ` +
-      (a.failures.length ? `${a.failures.length} failed, ${a.lost_s} s livetime reported lost: ${failed}` : "no livetime lost"),
+      (a.failures.length ? `${a.failures.length} failed, ${a.lost_s} s livetime reported lost: ${failed}` : "no livetime lost")
+    ).split(dir).join("<dir>"),
   };
 }
 
@@ -468,6 +469,9 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
       const a = await expectAccounted(r2, c, env);
       await Promise.all(w.map((p) => p.stop()));
       const lines = w.flatMap((p) => p.lines);
+      // The processor threads waited for Redis rather than failing attempts of finished jobs.
+      expect(lines.filter((l) => /max retries per request/i.test(String(l.err ?? ""))).map((l) => l.err)).toEqual([]);
+      expect(a.failures).toEqual([]);
       const errs = lines.filter((l) => /redis|connection|ECONNREFUSED|Connection is closed/i.test(`${l.msg} ${l.err ?? ""}`)).length;
       const failed = lines.filter((l) => l.msg === "job failed").length;
       const o = outcomeOf(a, `Redis SIGKILLed after ${a.completed ? "3+" : 0} results and restarted 2 s later from its AOF; workers logged ${errs} Redis errors and ${failed} failed attempts, then recovered; each result counted once`);
@@ -554,11 +558,36 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     await w.stop();
     const failedAttempts = w.lines.filter((l) => l.msg === "job failed");
     expect(failedAttempts.length).toBeGreaterThan(0);
-    const reasons = [...new Set(failedAttempts.map((l) => String(l.err).slice(0, 120)))];
+    for (const l of failedAttempts) expect(String(l.err)).toMatch(/cannot write its result .*jobs.*: the output directory is not a writable directory \(EEXIST/);
+    const reasons = [...new Set(failedAttempts.map((l) => String(l.err).slice(0, 200)))].slice(0, 2);
     recordOutcome({
       area: "fault",
       case: "output directory unwritable, then restored",
       ...outcomeOf(a, `${failedAttempts.length} write attempts failed (${reasons.join(" | ")}) and were retried with backoff`),
     });
+  });
+
+  it("the output directory unwritable with queue.attempts 1: the jobs that could not write fail for good, their livetime reported lost exactly", async () => {
+    const c = "unwritable-lost";
+    await submit(c, [main.endpoint], {}, 1);
+    const w = startWorker(c);
+    const jobs = join(dir, `out-${c}`, "jobs");
+    await waitCompleted(redis, c, 2);
+    renameSync(jobs, `${jobs}.away`);
+    writeFileSync(jobs, "not a directory\n");
+    await w.waitFor((l) => l.msg === "job failed", "a job failing to write", 60_000);
+    rmSync(jobs);
+    renameSync(`${jobs}.away`, jobs);
+    const a = await expectAccounted(redis, c);
+    await w.stop();
+    expect(a.failures.length).toBeGreaterThan(0);
+    for (const f of a.failures) {
+      expect(f.reason).toMatch(new RegExp(`^job ${f.job_id}: cannot write its result .*: the output directory is not a writable directory`));
+      expect(f.attempts).toBe(1);
+    }
+    // The worker carried on: jobs after the failures completed.
+    expect(a.completed).toBeGreaterThan(2);
+    const o = outcomeOf(a, "<output>/jobs replaced by a regular file, restored after the first failure; one attempt per job");
+    recordOutcome({ area: "fault", case: "output directory unwritable, one attempt per job", ...o });
   });
 });

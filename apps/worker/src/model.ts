@@ -1,4 +1,4 @@
-import { InferenceClient, type ServerPool } from "@timeslide/kserve";
+import { InferenceClient, isServerFailure, type ServerPool } from "@timeslide/kserve";
 import type { CampaignSpec } from "@timeslide/campaign";
 import { StreamingModel, WindowModel, type DetectionModel } from "./inference.js";
 
@@ -8,6 +8,19 @@ import { StreamingModel, WindowModel, type DetectionModel } from "./inference.js
  * per request; a plain model gets full windows.
  */
 export async function resolveModel(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs?: number): Promise<DetectionModel> {
+  // A connection reset or a restarting server while asking is no reason to
+  // fail the job's attempt: ask again a few times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await describeModel(pool, endpoint, spec, deadlineMs);
+    } catch (e) {
+      if (attempt >= 4 || !isServerFailure(e)) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
+
+async function describeModel(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs?: number): Promise<DetectionModel> {
   const fs = spec.data.sample_rate;
   const g = {
     kernel: Math.round(spec.inference.kernel_length * fs),
