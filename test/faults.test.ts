@@ -331,7 +331,7 @@ async function expectAccounted(redis: Redis, campaign: string, env: Record<strin
 }
 
 function outcomeOf(a: Accounting, evidence: string) {
-  const failed = a.failures.map((f) => `${f.job_id} (${f.livetime_lost} s, ${f.attempts} attempts: ${f.reason.slice(0, 160)})`).join("; ");
+  const failed = a.failures.map((f) => `${f.job_id} (${f.livetime_lost} s, ${f.attempts} attempts: ${f.reason.slice(0, 240)})`).join("; ");
   return {
     outcome: (a.failures.length ? "lost livetime" : "recovered") as "lost livetime" | "recovered",
     detail: (
@@ -427,8 +427,8 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     expect(a.failures).toEqual([]);
     const o = outcomeOf(
       a,
-      `server killed mid-sequence and restarted on port ${srv.port} ${((Date.now() - killedAt) / 1000).toFixed(0)} s before the end; ` +
-        `worker: ${waited} waits for a server, ${failedAttempts.length} failed attempts retried (${[...new Set(failedAttempts.map((l) => String(l.err).slice(0, 100)))].join(" | ") || "none"})`,
+      `the only server SIGKILLed mid-sequence, restarted on the same port 6 s later; campaign done ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the kill; ` +
+        `the worker logged "waiting for an inference server" ${waited} times and no failed attempt`,
     );
     recordOutcome({ area: "fault", case: "SIGKILL of the only inference server, restart on the same port after 6 s", ...o });
   });
