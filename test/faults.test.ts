@@ -404,6 +404,30 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     recordOutcome({ area: "fault", case: "SIGKILL of workers mid-job, 3 times", ...o });
   });
 
+  it("SIGKILL of the worker of the same job three times: the job fails for good (stalled too often), its livetime reported lost exactly", async () => {
+    const c = "kill-same-job";
+    await submit(c, [main.endpoint]);
+    let w = startWorker(c);
+    const first = await w.waitFor((l) => l.msg === "read and whitened: streaming" && Number(l.shifts) >= 8, "a background job streaming");
+    const victim = first.job!;
+    const all = [w];
+    for (let k = 0; k < 3; k++) {
+      // The victim comes back to the queue once its lock expires and the new worker's stall check sees it.
+      if (k > 0) await w.waitFor((l) => l.msg === "read and whitened: streaming" && l.job === victim, `the victim streaming again (${k + 1})`, 90_000);
+      await sleep(100);
+      w.kill("SIGKILL");
+      await w.exited;
+      expect(w.lines.some((l) => l.msg === "job done" && l.job === victim)).toBe(false);
+      w = startWorker(c);
+      all.push(w);
+    }
+    const a = await expectAccounted(redis, c);
+    await w.stop();
+    expect(a.failures.map((f) => [f.job_id, f.reason])).toEqual([[victim, "job stalled more than allowable limit"]]);
+    const o = outcomeOf(a, `the worker running ${victim} SIGKILLed 3 times mid-job (maxStalledCount 2), the job failed for good on its next pick`);
+    recordOutcome({ area: "fault", case: "SIGKILL of the worker of the same job, 3 times", ...o });
+  });
+
   it("SIGKILL of the only inference server mid-sequence, restarted on the same port after 6 s", async () => {
     const c = "kill-server";
     const srv = await startServer("server-k");
@@ -500,8 +524,9 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     await Promise.all([a1.proc.stop(), a2.proc.stop()]);
     const deadlines = w.lines.filter((l) => /DEADLINE_EXCEEDED/.test(String(l.error ?? l.err ?? l.reason ?? ""))).length;
     const moved = w.lines.filter((l) => l.msg === "sequence failed over").length;
-    expect(deadlines + moved, "the stopped server was noticed").toBeGreaterThan(0);
-    const o = outcomeOf(acc, `server SIGSTOPped mid-sequence (connection left open); ${deadlines} requests hit the ${DEADLINE_S} s deadline, ${moved} sequences failed over to the second server; campaign done ${took.toFixed(0)} s after the stop`);
+    const unhealthy = w.lines.filter((l) => l.msg === "inference server unhealthy" && l.endpoint === a1.endpoint).length;
+    expect(deadlines + moved + unhealthy, "the stopped server was noticed").toBeGreaterThan(0);
+    const o = outcomeOf(acc, `server SIGSTOPped mid-sequence (connection left open); ${deadlines} requests hit the ${DEADLINE_S} s deadline, ${moved} sequences failed over to the second server, health checks marked it unhealthy ${unhealthy} times; campaign done ${took.toFixed(0)} s after the stop`);
     recordOutcome({ area: "fault", case: "server stops answering (SIGSTOP), connection open", ...o });
   });
 
