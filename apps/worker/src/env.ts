@@ -12,6 +12,8 @@ export interface WorkerEnv {
   /** shifts streamed at once per job */
   sequences: number;
   workerName: string;
+  /** client deadline of one inference request (ms): a server that stops answering fails the request over */
+  deadlineMs?: number;
 }
 
 export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
@@ -21,5 +23,6 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     servers: env.TIMESLIDE_SERVERS || undefined,
     sequences: Math.max(1, Number(env.TIMESLIDE_SEQUENCES) || 4),
     workerName: env.TIMESLIDE_WORKER_NAME || `${hostname()}:${process.pid}`,
+    deadlineMs: Number(env.TIMESLIDE_DEADLINE_MS) > 0 ? Number(env.TIMESLIDE_DEADLINE_MS) : undefined,
   };
 }

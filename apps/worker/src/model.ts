@@ -1,4 +1,4 @@
-import { InferenceClient, type ServerPool } from "@timeslide/kserve";
+import { InferenceClient, isServerFailure, type ServerPool } from "@timeslide/kserve";
 import type { CampaignSpec } from "@timeslide/campaign";
 import { StreamingModel, WindowModel, type DetectionModel } from "./inference.js";
 
@@ -7,7 +7,20 @@ import { StreamingModel, WindowModel, type DetectionModel } from "./inference.js
  * (some step is stateful: sequence batching) is fed stride·batch new samples
  * per request; a plain model gets full windows.
  */
-export async function resolveModel(pool: ServerPool, endpoint: string, spec: CampaignSpec): Promise<DetectionModel> {
+export async function resolveModel(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs?: number): Promise<DetectionModel> {
+  // A connection reset or a restarting server while asking is no reason to
+  // fail the job's attempt: ask again a few times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await describeModel(pool, endpoint, spec, deadlineMs);
+    } catch (e) {
+      if (attempt >= 4 || !isServerFailure(e)) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
+
+async function describeModel(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs?: number): Promise<DetectionModel> {
   const fs = spec.data.sample_rate;
   const g = {
     kernel: Math.round(spec.inference.kernel_length * fs),
@@ -27,8 +40,8 @@ export async function resolveModel(pool: ServerPool, endpoint: string, spec: Cam
     }
     const input = meta.inputs?.[0]?.name;
     return streaming
-      ? new StreamingModel(pool, spec.model.name, g, { version, output })
-      : new WindowModel(pool, spec.model.name, g, { version, input, output });
+      ? new StreamingModel(pool, spec.model.name, g, { version, output, deadlineMs })
+      : new WindowModel(pool, spec.model.name, g, { version, input, output, deadlineMs });
   } finally {
     client.close();
   }

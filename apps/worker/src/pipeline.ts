@@ -253,19 +253,23 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   if (p.kind === "injection") injectionIndex = matchInjections(time, ctx.injections, injected, spec.injections?.window ?? 1);
 
   const path = `${ctx.output}/jobs/${id}.h5`;
-  await writeEvents(path, {
-    time,
-    detection_statistic: stat,
-    shift,
-    nIfo: ifos.length,
-    injection_index: injectionIndex,
-    livetime,
-    ifos: [...ifos],
-    kind: p.kind,
-    job_id: id,
-  }, { campaign: ctx.campaign }, p.kind === "injection"
-    ? { injections: { datasets: { index: BigInt64Array.from([...injected].sort((a, b) => a - b), (k) => BigInt(k)) } } }
-    : {});
+  try {
+    await writeEvents(path, {
+      time,
+      detection_statistic: stat,
+      shift,
+      nIfo: ifos.length,
+      injection_index: injectionIndex,
+      livetime,
+      ifos: [...ifos],
+      kind: p.kind,
+      job_id: id,
+    }, { campaign: ctx.campaign }, p.kind === "injection"
+      ? { injections: { datasets: { index: BigInt64Array.from([...injected].sort((a, b) => a - b), (k) => BigInt(k)) } } }
+      : {});
+  } catch (e) {
+    throw writeError(id, path, e);
+  }
 
   let loudest: number | null = null;
   for (const x of stat) if (loudest === null || x > loudest) loudest = x;
@@ -288,6 +292,17 @@ export interface PieceReader {
   piece: Piece;
   /** reads, resamples and whitens the next step into the piece; false once it is full */
   step(): Promise<boolean>;
+}
+
+/**
+ * A write failure with a reason that says what is wrong: a bare "EEXIST:
+ * mkdir" or "EACCES" does not tell an operator the output directory is the
+ * problem. Not permanent: the directory may be fixed before the next attempt.
+ */
+function writeError(id: string, path: string, e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (!err?.code) return e;
+  return new Error(`job ${id}: cannot write its result ${path}: the output directory is not a writable directory (${err.message})`);
 }
 
 /**

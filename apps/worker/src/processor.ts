@@ -16,7 +16,10 @@ import { readWorkerEnv } from "./env.js";
 
 const env = readWorkerEnv();
 const log = pino({ base: { worker: env.workerName, thread: "processor" }, level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
-const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+// maxRetriesPerRequest null: while Redis restarts, recording a finished
+// job's result waits for it to come back instead of failing the attempt and
+// throwing the job's work away (recording is idempotent).
+const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
 redis.on("error", (e) => log.warn({ err: e.message }, "redis error"));
 const contexts = new ContextCache(redis, env.prefix);
 const pools = new Map<string, { pool: ServerPool; started: Promise<void>; endpoint: () => string }>();
@@ -64,7 +67,7 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
     await started;
     let model = models.get(payload.campaign);
     if (!model) {
-      model = resolveModel(pool, endpoint(), ctx.spec);
+      model = resolveModel(pool, endpoint(), ctx.spec, env.deadlineMs);
       model.catch(() => models.delete(payload.campaign));
       models.set(payload.campaign, model);
     }

@@ -22,6 +22,8 @@ export interface WorkerOptions {
   metricsPort?: number;
   /** how long shutdown waits for running jobs before handing them back */
   shutdownGraceMs?: number;
+  /** client deadline of one inference request (ms); default 60 s */
+  requestDeadlineMs?: number;
   /** BullMQ lock duration (ms) */
   lockDuration?: number;
   log: Logger;
@@ -63,6 +65,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   process.env.TIMESLIDE_PREFIX = o.prefix;
   if (o.servers) process.env.TIMESLIDE_SERVERS = o.servers;
   if (o.sequences) process.env.TIMESLIDE_SEQUENCES = String(o.sequences);
+  if (o.requestDeadlineMs) process.env.TIMESLIDE_DEADLINE_MS = String(o.requestDeadlineMs);
 
   const metrics = new WorkerMetrics();
   const metricsPort = o.metricsPort !== undefined ? await metrics.listen(o.metricsPort) : undefined;

@@ -217,6 +217,10 @@ export class InferenceClient {
       "grpc.keepalive_time_ms": opts.keepaliveTimeMs ?? 300_000,
       "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs ?? 20_000,
       "grpc.keepalive_permit_without_calls": opts.keepalivePermitWithoutCalls ? 1 : 0,
+      // grpc-js backs reconnects off up to 120 s: a server restarted after a
+      // crash would look dead (calls fail fast while the channel waits) for
+      // up to two minutes. 5 s bounds that at little cost.
+      "grpc.max_reconnect_backoff_ms": 5_000,
     };
     if (opts.tls) {
       const t: TlsOptions = opts.tls === true ? {} : opts.tls;

@@ -101,6 +101,11 @@ export interface ServerPoolOptions {
   discovery?: { redis: Redis; prefix: string; intervalMs?: number };
   /** Most requests in flight on one server; default 32. */
   maxInFlightPerServer?: number;
+  /**
+   * How long a sequence waits for a healthy server when none is (the only
+   * server restarting) before it fails; default 30 000 ms.
+   */
+  serverWaitMs?: number;
   /** Health-check period; default 2000 ms. */
   healthIntervalMs?: number;
   /** Deadline of one health probe; default 1000 ms. */
@@ -384,6 +389,25 @@ export class ServerPool implements CarrierProvider {
   async acquire(exclude: ReadonlySet<string>): Promise<SequenceCarrier> {
     let e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
     if (!e) {
+      await this.checkHealth();
+      e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
+    }
+    // No healthy server at all (the only one crashed and is being restarted):
+    // wait for one, probing, rather than fail the sequence (and with it the
+    // job's attempt) at once; bounded, so a pool that stays dead still fails.
+    const until = Date.now() + (this.opts.serverWaitMs ?? 30_000);
+    if (!e && !this.closed && Date.now() < until)
+      this.opts.logger?.warn({ servers: this.servers().map((s) => `${s.endpoint}: ${s.lastError ?? "unhealthy"}`), waitMs: this.opts.serverWaitMs ?? 30_000 }, "waiting for an inference server");
+    while (!e && !this.closed && Date.now() < until) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, 500);
+        const anyWaiters = this.anyWaiters;
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        anyWaiters.push(done);
+      });
       await this.checkHealth();
       e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
     }

@@ -96,14 +96,25 @@ describe("ServerPool", () => {
     cleanup.push(() => c.close());
     await c.waitForReady();
     await c.unloadModel("snapshotter");
-    const pool = await ServerPool.create({ endpoints: a.endpoint, model: "snapshotter" });
+    const pool = await ServerPool.create({ endpoints: a.endpoint, model: "snapshotter", serverWaitMs: 300 });
     cleanup.push(() => pool.close());
     expect(pool.servers()[0]).toMatchObject({ healthy: false, lastError: "not ready" });
     const seq = pool.openSequence({ model: "snapshotter", geometry: G });
     await expect(seq.send(new Float32Array(12))).rejects.toThrow(/no healthy server for the sequence/);
+    // A sequence waits (serverWaitMs) for a server that comes back rather than failing at once.
+    const waiting = pool.openSequence({ model: "snapshotter", geometry: G }).send(new Float32Array(12));
     await c.loadModel("snapshotter");
     await pool.checkHealth();
     expect(pool.servers()[0].healthy).toBe(true);
+    const patient = await ServerPool.create({ endpoints: a.endpoint, model: "snapshotter", serverWaitMs: 10_000 });
+    cleanup.push(() => patient.close());
+    await c.unloadModel("snapshotter");
+    await patient.checkHealth();
+    const later = patient.openSequence({ model: "snapshotter", geometry: G }).send(new Float32Array(12));
+    await new Promise((r) => setTimeout(r, 700));
+    await c.loadModel("snapshotter");
+    await expect(later).resolves.toBeDefined();
+    await waiting.catch(() => undefined);
   });
 
   it("failover: killing a server mid-sequence gives outputs identical to an uninterrupted run", async () => {

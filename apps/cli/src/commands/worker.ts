@@ -14,10 +14,11 @@ export function registerWorker(program: Command): void {
     .option("--servers <list>", 'inference servers "host:port,..." or "registry" (default: the campaign\'s model.servers)')
     .option("--metrics-port <port>", "serve Prometheus metrics on this port")
     .option("--grace <s>", "seconds a shutdown waits for running jobs before handing them back", "30")
+    .option("--deadline <s>", "seconds one inference request may take before it is failed over to another server (or retried)", "60")
     .option("--lock <s>", "job lock duration (s): a job whose worker died is handed to another after about this long", "60")
     .option("--redis <url>", "Redis URL (default: REDIS_URL, else redis://localhost:6379)")
     .addHelpText("after", "\nExamples:\n  timeslide worker o3a-chunk1 --concurrency 2 --servers gpu1:8001,gpu2:8001\n  REDIS_URL=redis://queue:6379 timeslide worker --servers registry --metrics-port 9100")
-    .action((campaigns: string[], opts: { concurrency: string; sequences: string; servers?: string; metricsPort?: string; grace: string; lock: string; redis?: string }) =>
+    .action((campaigns: string[], opts: { concurrency: string; sequences: string; servers?: string; metricsPort?: string; grace: string; deadline: string; lock: string; redis?: string }) =>
       run(async () => {
         const lock = Number(opts.lock);
         if (!(lock >= 1)) throw new Error(`worker: --lock: expected a number of seconds >= 1, got "${opts.lock}"`);
@@ -28,6 +29,8 @@ export function registerWorker(program: Command): void {
         };
         const concurrency = count("concurrency", opts.concurrency);
         const sequences = count("sequences", opts.sequences);
+        const deadline = Number(opts.deadline);
+        if (!(deadline > 0)) throw new Error(`worker: --deadline: expected a number of seconds > 0, got "${opts.deadline}"`);
         const grace = Number(opts.grace);
         if (!(grace >= 0)) throw new Error(`worker: --grace: expected a number of seconds >= 0, got "${opts.grace}"`);
         if (opts.metricsPort !== undefined && !(Number.isInteger(Number(opts.metricsPort)) && Number(opts.metricsPort) >= 0))
@@ -46,6 +49,7 @@ export function registerWorker(program: Command): void {
           metricsPort: opts.metricsPort !== undefined ? Number(opts.metricsPort) : undefined,
           shutdownGraceMs: grace * 1000,
           lockDuration: lock * 1000,
+          requestDeadlineMs: deadline * 1000,
           log,
         });
         log.info({ redis: redactRedisUrl(url), metricsPort: w.metricsPort }, "worker started");
