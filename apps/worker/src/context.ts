@@ -29,7 +29,7 @@ export class ContextCache {
     if (!parsed.success) throw new Error(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
     const spec = parsed.data;
     const ctx: JobContext = { campaign, spec, shiftTable: meta.shift_table, files: meta.files, output: meta.output };
-    if (spec.injections) ctx.injections = await readInjections(resolve(meta.base_dir, spec.injections.file));
+    if (spec.injections) ctx.injections = await readInjections(resolve(meta.base_dir, spec.injections.file), spec.ifos);
     return ctx;
   }
 }
