@@ -1,8 +1,8 @@
 import { resolve } from "node:path";
 import type { Redis } from "ioredis";
-import { CampaignSpec, readMeta } from "@timeslide/campaign";
+import { CampaignSpec, campaignPathProblems, plannedJobs, readMeta } from "@timeslide/campaign";
 import { readInjections } from "@timeslide/strain";
-import type { JobContext } from "./pipeline.js";
+import { PermanentJobError, type JobContext } from "./pipeline.js";
 
 /** Campaign contexts read from Redis once per campaign and process. */
 export class ContextCache {
@@ -26,10 +26,19 @@ export class ContextCache {
     const meta = await readMeta(this.redis, this.prefix, campaign);
     if (!meta) throw new Error(`campaign ${campaign}: no metadata under prefix ${this.prefix} (purged?)`);
     const parsed = CampaignSpec.safeParse(meta.spec);
-    if (!parsed.success) throw new Error(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success) throw new PermanentJobError(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
     const spec = parsed.data;
+    // The metadata can be edited in Redis: the worker reads data files and
+    // writes results only where the campaign's spec says.
+    const problems = campaignPathProblems(meta, spec);
+    if (problems.length) throw new PermanentJobError(`${problems.join("; ")}: refused`);
     const ctx: JobContext = { campaign, spec, shiftTable: meta.shift_table, files: meta.files, output: meta.output };
     if (spec.injections) ctx.injections = await readInjections(resolve(meta.base_dir, spec.injections.file), spec.ifos);
+    try {
+      ctx.planned = plannedJobs(meta, spec, ctx.injections?.times);
+    } catch (e) {
+      throw new PermanentJobError((e as Error).message);
+    }
     return ctx;
   }
 }

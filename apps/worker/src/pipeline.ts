@@ -1,7 +1,8 @@
 import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { SegmentList, maxLightTravelTime, type LivetimeOptions } from "@timeslide/segments";
-import { shiftIndices, shiftOutputSpan, type JobPayload, type JobSummary, type CampaignSpec } from "@timeslide/campaign";
+import { dirname, resolve } from "node:path";
+import { JOB_ID_PATTERN, shiftIndices, shiftOutputSpan, type JobPayload, type JobSummary, type CampaignSpec } from "@timeslide/campaign";
 import { DetectorStream, Whitener, welchPsd, decimate, decimationFactor, injectInto, type InjectionSet } from "@timeslide/strain";
 import { integrate, cluster, windowSamples, writeEvents } from "@timeslide/stats";
 import type { DetectionModel } from "./inference.js";
@@ -15,6 +16,8 @@ export interface JobContext {
   files: Record<string, string[]>;
   output: string;
   injections?: InjectionSet;
+  /** the campaign's jobs by id, rebuilt from its metadata: payloads read from Redis are checked against it */
+  planned?: ReadonlyMap<string, JobPayload>;
 }
 
 /** A job that cannot succeed however often it is retried (bad data, bad payload). */
@@ -60,6 +63,10 @@ export function livetimeOptionsOf(spec: CampaignSpec): LivetimeOptions {
 export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunOptions): Promise<JobSummary> {
   const t0 = performance.now();
   const { spec } = ctx;
+  // The job id names the result file: it must stay in <output>/jobs.
+  const path = `${ctx.output}/jobs/${id}.h5`;
+  if (!JOB_ID_PATTERN.test(id) || dirname(resolve(path)) !== resolve(ctx.output, "jobs"))
+    throw new PermanentJobError(`job ${id}: the result file ${path} would not be in ${ctx.output}/jobs: refused`);
   const inf = spec.inference;
   const fs = spec.data.sample_rate;
   const isr = inf.inference_sampling_rate;
@@ -162,7 +169,6 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   let injectionIndex: Int32Array | undefined;
   if (p.kind === "injection") injectionIndex = matchInjections(time, ctx.injections, injected, spec.injections?.window ?? 1);
 
-  const path = `${ctx.output}/jobs/${id}.h5`;
   await writeEvents(path, {
     time,
     detection_statistic: stat,
