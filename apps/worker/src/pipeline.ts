@@ -222,7 +222,8 @@ async function readWhitened(
   if (!files?.length) throw new PermanentJobError(`job ${id}: no data files for ${ifo} in the campaign metadata`);
   let stream: DetectorStream;
   try {
-    stream = await DetectorStream.open(files, { ifo });
+    // A file damaged after planning fails only the jobs that need its time.
+    stream = await DetectorStream.open(files, { ifo, skipUnreadable: true });
   } catch (e) {
     throw new PermanentJobError(`job ${id}: ${ifo}: ${(e as Error).message}`);
   }
@@ -236,7 +237,8 @@ async function readWhitened(
     if (slice.gaps.length) {
       const g = slice.gaps.segments[0];
       throw new PermanentJobError(
-        `job ${id}: ${ifo} has no valid data (NaN or no file) at [${g.start}, ${g.end}) inside the good segment [${s}, ${e}) (${what})`,
+        `job ${id}: ${ifo} has no valid data (NaN or no file) at [${g.start}, ${g.end}) inside the good segment [${s}, ${e}) (${what})` +
+          (stream.unreadable.length ? `; unreadable: ${stream.unreadable.map((u) => u.message).join("; ")}` : ""),
       );
     }
     const x = factor > 1 ? decimate(slice.data, factor) : slice.data;
