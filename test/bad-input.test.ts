@@ -342,7 +342,7 @@ describe("bad input is refused, naming what and where", () => {
       const tr = join(dir, "truncdata", H1B);
       truncateSync(tr, Math.floor(statSync(tr).size / 2));
 
-      const worker = start(["worker", ...names, "--concurrency", "2", "--lock", "10"]);
+      const worker = start(["worker", ...names, "--lock", "10"]);
       const deadline = Date.now() + 150_000;
       const done = async () => (await Promise.all(names.map((n) => campaignStatus(redis, prefix, n)))).every((s) => s.done);
       while (!(await done()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
@@ -421,7 +421,7 @@ describe("bad input is refused, naming what and where", () => {
       // Only the jobs that need the damaged file's time fail; those of the first chunk, before it, complete.
       const truncBad = ids("wtrunc", "").filter((id) => !id.includes("-1187008000-"));
       const trunc = await accounted("wtrunc", truncBad, (id) =>
-        new RegExp(`^job ${id}: H1 has no valid data \\(NaN or no file\\) at \\[\\d+, \\d+\\) inside the good segment .*; unreadable: .*${H1B}: file: not a readable HDF5 file \\(truncated file`),
+        new RegExp(`^job ${id}: H1 has no valid data \\(NaN or no file\\) at \\[[\\d.]+, [\\d.]+\\) inside the good segment .*; unreadable: .*${H1B}: file: not a readable HDF5 file \\(truncated file`),
       );
       record("strain: file truncated on disk after submit (queued job)", "lost livetime", `worker: "${trunc.fl[truncBad[0]].reason.slice(0, 300)}"; ${truncBad.length} of 6 jobs failed for good, ${trunc.lost} s reported lost; the 2 jobs before the file's time completed`);
 
