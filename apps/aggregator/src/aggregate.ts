@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
-import { CampaignSpec, campaignKeys, campaignPathProblems, readMeta, JobFailure, JobSummary, type CampaignMeta } from "@timeslide/campaign";
+import { campaignKeys, readMeta, JobFailure, JobSummary, type CampaignMeta } from "@timeslide/campaign";
 import {
   BackgroundSummary,
   chooseCapacity,
@@ -103,13 +103,6 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   const spec = (meta.spec ?? {}) as { ifos?: string[]; injections?: { file?: string } };
   const ifos = spec.ifos ?? [];
   const nIfo = Math.max(1, ifos.length);
-  if (!o.out) {
-    // The default output comes from metadata that can be edited in Redis:
-    // write reports only where the campaign's spec says.
-    const parsed = CampaignSpec.safeParse(meta.spec);
-    const problems = parsed.success ? campaignPathProblems(meta, parsed.data) : [`campaign ${o.campaign}: stored spec does not validate`];
-    if (problems.length) throw new Error(`${problems.join("; ")}: not aggregating (give an output directory explicitly)`);
-  }
   const out = resolve(o.out ?? meta.output ?? ".");
   const t0 = Date.now();
 
