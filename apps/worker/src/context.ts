@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Redis } from "ioredis";
-import { CampaignSpec, campaignPathProblems, plannedJobs, readMeta } from "@timeslide/campaign";
+import { CampaignSpec, campaignKeys, campaignPathProblems, plannedJobs, readMeta } from "@timeslide/campaign";
 import { readInjections } from "@timeslide/strain";
 import { PermanentJobError, type JobContext } from "./pipeline.js";
 
@@ -12,12 +12,17 @@ export class ContextCache {
     private readonly prefix: string,
   ) {}
 
-  get(campaign: string): Promise<JobContext> {
-    let c = this.#cache.get(campaign);
+  async get(campaign: string): Promise<JobContext> {
+    // Keyed by the spec hash too: a campaign purged and submitted again under
+    // the same name gets a fresh context (and plan), not the old one.
+    const hash = await this.redis.hget(campaignKeys(this.prefix, campaign).meta, "spec_hash");
+    const key = `${campaign}\n${hash}`;
+    let c = this.#cache.get(key);
     if (!c) {
+      for (const k of this.#cache.keys()) if (k.startsWith(`${campaign}\n`)) this.#cache.delete(k);
       c = this.#load(campaign);
-      c.catch(() => this.#cache.delete(campaign)); // a failed load is retried by the next job
-      this.#cache.set(campaign, c);
+      c.catch(() => this.#cache.delete(key)); // a failed load is retried by the next job
+      this.#cache.set(key, c);
     }
     return c;
   }

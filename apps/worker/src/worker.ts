@@ -105,7 +105,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   // (possibly edited) payload in Redis says.
   const plans = new Map<string, Promise<Map<string, JobPayload>>>();
   const plannedJob = async (campaign: string, id: string): Promise<JobPayload | undefined> => {
-    let p = plans.get(campaign);
+    const key = `${campaign}\n${await o.redis.hget(campaignKeys(o.prefix, campaign).meta, "spec_hash")}`; // resubmitted: a new plan
+    let p = plans.get(key);
     if (!p) {
       p = (async () => {
         const meta = await readMeta(o.redis, o.prefix, campaign);
@@ -114,8 +115,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         if (!spec.success) throw new Error(`campaign ${campaign}: stored spec does not validate`);
         return plannedJobs(meta, spec.data);
       })();
-      p.catch(() => plans.delete(campaign));
-      plans.set(campaign, p);
+      p.catch(() => plans.delete(key));
+      plans.set(key, p);
     }
     return (await p).get(id);
   };
