@@ -4,13 +4,21 @@
 import { workerData, parentPort } from "node:worker_threads";
 import { Redis } from "ioredis";
 import pino from "pino";
+import { CampaignSpec, campaignPathProblems, readMeta, specOutput } from "@timeslide/campaign";
 import { aggregateIfComplete } from "@timeslide/aggregator";
 
 const { redisUrl, prefix, campaign } = workerData as { redisUrl: string; prefix: string; campaign: string };
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
 const logger = pino({ base: { process: "aggregator", campaign } }, pino.destination(2));
 try {
-  const r = await aggregateIfComplete({ redis, prefix, campaign, logger });
+  // The output in the campaign metadata can be edited in Redis: reports are
+  // written only where the campaign's spec says (the workers' check).
+  const meta = await readMeta(redis, prefix, campaign);
+  const spec = CampaignSpec.safeParse(meta?.spec);
+  if (!meta || !spec.success) throw new Error(`campaign ${campaign}: no metadata, or its stored spec does not validate: not aggregating`);
+  const problems = campaignPathProblems(meta, spec.data);
+  if (problems.length) throw new Error(`${problems.join("; ")}: not aggregating`);
+  const r = await aggregateIfComplete({ redis, prefix, campaign, logger, out: specOutput(spec.data, meta.base_dir) });
   parentPort?.postMessage(r ? { aggregated: true, out: r.out } : { aggregated: false });
 } catch (e) {
   logger.error({ err: (e as Error).message }, "aggregation failed");

@@ -1,8 +1,8 @@
 import { resolve } from "node:path";
 import type { Redis } from "ioredis";
-import { CampaignSpec, readMeta } from "@timeslide/campaign";
+import { CampaignSpec, campaignKeys, campaignPathProblems, plannedJobs, readMeta } from "@timeslide/campaign";
 import { readInjections } from "@timeslide/strain";
-import type { JobContext } from "./pipeline.js";
+import { PermanentJobError, type JobContext } from "./pipeline.js";
 
 /** Campaign contexts read from Redis once per campaign and process. */
 export class ContextCache {
@@ -12,12 +12,17 @@ export class ContextCache {
     private readonly prefix: string,
   ) {}
 
-  get(campaign: string): Promise<JobContext> {
-    let c = this.#cache.get(campaign);
+  async get(campaign: string): Promise<JobContext> {
+    // Keyed by the spec hash too: a campaign purged and submitted again under
+    // the same name gets a fresh context (and plan), not the old one.
+    const hash = await this.redis.hget(campaignKeys(this.prefix, campaign).meta, "spec_hash");
+    const key = `${campaign}\n${hash}`;
+    let c = this.#cache.get(key);
     if (!c) {
+      for (const k of this.#cache.keys()) if (k.startsWith(`${campaign}\n`)) this.#cache.delete(k);
       c = this.#load(campaign);
-      c.catch(() => this.#cache.delete(campaign)); // a failed load is retried by the next job
-      this.#cache.set(campaign, c);
+      c.catch(() => this.#cache.delete(key)); // a failed load is retried by the next job
+      this.#cache.set(key, c);
     }
     return c;
   }
@@ -26,10 +31,19 @@ export class ContextCache {
     const meta = await readMeta(this.redis, this.prefix, campaign);
     if (!meta) throw new Error(`campaign ${campaign}: no metadata under prefix ${this.prefix} (purged?)`);
     const parsed = CampaignSpec.safeParse(meta.spec);
-    if (!parsed.success) throw new Error(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success) throw new PermanentJobError(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
     const spec = parsed.data;
+    // The metadata can be edited in Redis: the worker reads data files and
+    // writes results only where the campaign's spec says.
+    const problems = campaignPathProblems(meta, spec);
+    if (problems.length) throw new PermanentJobError(`${problems.join("; ")}: refused`);
     const ctx: JobContext = { campaign, spec, shiftTable: meta.shift_table, files: meta.files, output: meta.output };
-    if (spec.injections) ctx.injections = await readInjections(resolve(meta.base_dir, spec.injections.file));
+    if (spec.injections) ctx.injections = await readInjections(resolve(meta.base_dir, spec.injections.file), spec.ifos);
+    try {
+      ctx.planned = plannedJobs(meta, spec, ctx.injections?.times);
+    } catch (e) {
+      throw new PermanentJobError((e as Error).message);
+    }
     return ctx;
   }
 }

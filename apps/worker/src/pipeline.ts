@@ -1,7 +1,8 @@
 import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { SegmentList, maxLightTravelTime, type LivetimeOptions } from "@timeslide/segments";
-import { shiftIndices, shiftOutputSpan, type JobPayload, type JobSummary, type CampaignSpec } from "@timeslide/campaign";
+import { dirname, resolve } from "node:path";
+import { JOB_ID_PATTERN, shiftIndices, shiftOutputSpan, type JobPayload, type JobSummary, type CampaignSpec } from "@timeslide/campaign";
 import { DetectorStream, Decimator, Whitener, welchPsd, decimate, decimationFactor, injectInto, type InjectionSet } from "@timeslide/strain";
 import { integrate, cluster, windowSamples, writeEvents } from "@timeslide/stats";
 import type { Channel, DetectionModel } from "./inference.js";
@@ -15,6 +16,8 @@ export interface JobContext {
   files: Record<string, string[]>;
   output: string;
   injections?: InjectionSet;
+  /** the campaign's jobs by id, rebuilt from its metadata: payloads read from Redis are checked against it */
+  planned?: ReadonlyMap<string, JobPayload>;
 }
 
 /** A job that cannot succeed however often it is retried (bad data, bad payload). */
@@ -131,6 +134,10 @@ export function livetimeOptionsOf(spec: CampaignSpec): LivetimeOptions {
 export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunOptions): Promise<JobSummary> {
   const t0 = performance.now();
   const { spec } = ctx;
+  // The job id names the result file: it must stay in <output>/jobs.
+  const path = `${ctx.output}/jobs/${id}.h5`;
+  if (!JOB_ID_PATTERN.test(id) || dirname(resolve(path)) !== resolve(ctx.output, "jobs"))
+    throw new PermanentJobError(`job ${id}: the result file ${path} would not be in ${ctx.output}/jobs: refused`);
   const inf = spec.inference;
   const fs = spec.data.sample_rate;
   const isr = inf.inference_sampling_rate;
@@ -252,7 +259,6 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   let injectionIndex: Int32Array | undefined;
   if (p.kind === "injection") injectionIndex = matchInjections(time, ctx.injections, injected, spec.injections?.window ?? 1);
 
-  const path = `${ctx.output}/jobs/${id}.h5`;
   try {
     await writeEvents(path, {
       time,
@@ -329,7 +335,8 @@ export async function openPiece(
   if (!files?.length) throw new PermanentJobError(`job ${id}: no data files for ${ifo} in the campaign metadata`);
   let stream: DetectorStream;
   try {
-    stream = await DetectorStream.open(files, { ifo });
+    // A file damaged after planning fails only the jobs that need its time.
+    stream = await DetectorStream.open(files, { ifo, skipUnreadable: true });
   } catch (e) {
     throw new PermanentJobError(`job ${id}: ${ifo}: ${(e as Error).message}`);
   }
@@ -341,7 +348,8 @@ export async function openPiece(
     if (slice.gaps.length) {
       const g = slice.gaps.segments[0];
       throw new PermanentJobError(
-        `job ${id}: ${ifo} has no valid data (NaN or no file) at [${g.start}, ${g.end}) inside the good segment [${s}, ${e}) (${what})`,
+        `job ${id}: ${ifo} has no valid data (NaN or no file) at [${g.start}, ${g.end}) inside the good segment [${s}, ${e}) (${what})` +
+          (stream.unreadable.length ? `; unreadable: ${stream.unreadable.map((u) => u.message).join("; ")}` : ""),
       );
     }
     return slice;

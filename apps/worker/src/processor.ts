@@ -6,7 +6,7 @@
 import type { SandboxedJob } from "bullmq";
 import { Redis } from "ioredis";
 import pino from "pino";
-import { parseJobPayload, recordJobResult, type JobSummary } from "@timeslide/campaign";
+import { JOB_ID_PATTERN, parseJobPayload, payloadMismatch, recordJobResult, type JobSummary } from "@timeslide/campaign";
 import { ServerPool } from "@timeslide/kserve";
 import { ContextCache } from "./context.js";
 import { resolveModel } from "./model.js";
@@ -51,7 +51,7 @@ function poolFor(campaign: string, servers: string[] | "registry") {
 
 function isPermanent(e: unknown): boolean {
   const name = (e as Error)?.name;
-  return e instanceof PermanentJobError || name === "BadSegmentError" || name === "StrainFileError" || name === "ZodError";
+  return e instanceof PermanentJobError || name === "BadSegmentError" || name === "StrainFileError" || name === "ZodError" || name === "InvalidPayloadError";
 }
 
 /**
@@ -62,7 +62,16 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
   const jlog = log.child({ job: job.id, campaign: job.data?.campaign });
   try {
     const payload = parseJobPayload(job.id, job.data);
+    // A job's data can be edited in Redis: its id (it names the result file),
+    // its campaign (whose context, results and counters it touches) and every
+    // field must be the planned job's, else it is refused for good.
+    if (!job.id || !JOB_ID_PATTERN.test(job.id))
+      throw new PermanentJobError(`job ${JSON.stringify(job.id)}: not a job id timeslide plans (kind-GPS-kN; it names the result file): refused`);
+    if (payload.campaign !== job.queueName)
+      throw new PermanentJobError(`job ${job.id}: payload field campaign is ${JSON.stringify(payload.campaign)}, but the job is on campaign ${job.queueName}'s queue: refused`);
     const ctx = await contexts.get(payload.campaign);
+    const mismatch = ctx.planned && payloadMismatch(job.id, payload, ctx.planned);
+    if (mismatch) throw new PermanentJobError(mismatch);
     const { pool, started, endpoint } = poolFor(payload.campaign, ctx.spec.model.servers);
     await started;
     let model = models.get(payload.campaign);

@@ -3,7 +3,18 @@ import { Worker as Thread } from "node:worker_threads";
 import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { campaignKeys, listCampaigns, queueName, readMeta, recordJobFailure, RETENTION, type JobPayload, type JobSummary } from "@timeslide/campaign";
+import {
+  CampaignSpec,
+  JobPayload,
+  campaignKeys,
+  listCampaigns,
+  plannedJobs,
+  queueName,
+  readMeta,
+  recordJobFailure,
+  RETENTION,
+  type JobSummary,
+} from "@timeslide/campaign";
 import { WorkerMetrics } from "./metrics.js";
 
 export interface WorkerOptions {
@@ -92,6 +103,27 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     void run.finally(() => aggregations.delete(run));
   };
 
+  // The planned jobs of each campaign, rebuilt from its metadata on the first
+  // failure: the livetime a failed job loses is the plan's, never what its
+  // (possibly edited) payload in Redis says.
+  const plans = new Map<string, Promise<Map<string, JobPayload>>>();
+  const plannedJob = async (campaign: string, id: string): Promise<JobPayload | undefined> => {
+    const key = `${campaign}\n${await o.redis.hget(campaignKeys(o.prefix, campaign).meta, "spec_hash")}`; // resubmitted: a new plan
+    let p = plans.get(key);
+    if (!p) {
+      p = (async () => {
+        const meta = await readMeta(o.redis, o.prefix, campaign);
+        if (!meta) throw new Error(`campaign ${campaign}: no metadata (purged?)`);
+        const spec = CampaignSpec.safeParse(meta.spec);
+        if (!spec.success) throw new Error(`campaign ${campaign}: stored spec does not validate`);
+        return plannedJobs(meta, spec.data);
+      })();
+      p.catch(() => plans.delete(key));
+      plans.set(key, p);
+    }
+    return (await p).get(id);
+  };
+
   const attach = (campaign: string) => {
     if (workers.has(campaign)) return;
     // BullMQ never closes a connection it was given: ours to close (see close()).
@@ -130,17 +162,33 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       metrics.errors.inc({ campaign, reason: err.name === "UnrecoverableError" ? "permanent" : "transient" });
       o.log.warn({ job: job.id, campaign, err: err.message, attempt: job.attemptsMade, final }, "job failed");
       if (!final) return;
-      metrics.jobs.inc({ campaign, kind: job.data.kind, outcome: "failed" });
-      void recordJobFailure(o.redis, o.prefix, campaign, {
-        job_id: job.id!,
-        kind: job.data.kind,
-        reason: err.message,
-        livetime_lost: job.data.livetime,
-        attempts: job.attemptsMade,
-        failed_at: Date.now(),
-      })
-        .then(() => maybeAggregate(campaign))
-        .catch((e) => o.log.error({ job: job.id, err: (e as Error).message }, "could not record the failure"));
+      void (async () => {
+        let planned: JobPayload | undefined;
+        try {
+          planned = await plannedJob(campaign, job.id!);
+        } catch (e) {
+          // Metadata unusable: fall back on the payload, if it still validates.
+          o.log.error({ job: job.id, campaign, err: (e as Error).message }, "could not rebuild the plan");
+          const r = JobPayload.safeParse(job.data);
+          planned = r.success ? r.data : undefined;
+        }
+        if (!planned) {
+          // Not a job of the plan (added to the queue by hand): nothing planned is lost, and
+          // counting it would make the campaign look complete before its jobs are.
+          o.log.warn({ job: job.id, campaign }, "a job that is not in the campaign's plan failed: not counted");
+          return;
+        }
+        metrics.jobs.inc({ campaign, kind: planned.kind, outcome: "failed" });
+        await recordJobFailure(o.redis, o.prefix, campaign, {
+          job_id: job.id!,
+          kind: planned.kind,
+          reason: err.message,
+          livetime_lost: planned.livetime,
+          attempts: job.attemptsMade,
+          failed_at: Date.now(),
+        });
+        await maybeAggregate(campaign);
+      })().catch((e) => o.log.error({ job: job.id, err: (e as Error).message }, "could not record the failure"));
     });
     w.on("error", (err) => o.log.error({ campaign, err: err.message }, "worker error"));
     workers.set(campaign, w);

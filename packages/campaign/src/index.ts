@@ -7,6 +7,8 @@ export {
   analysableSegments,
   shiftOutputSpan,
   livetimeOptions,
+  livetimeOptionsOf,
+  planJobs,
   type Plan,
   type PlanSummary,
   type PlannedJob,
@@ -27,3 +29,4 @@ export {
 } from "./queue.js";
 export * from "./keys.js";
 export * from "./jobs.js";
+export { JOB_ID_PATTERN, plannedJobs, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";

@@ -85,12 +85,17 @@ export function jobId(kind: JobKind, spanStart: number, firstShift: number): str
 }
 
 
+/** A payload that does not validate: retrying can't help (workers fail the job for good). */
+export class InvalidPayloadError extends Error {
+  override name = "InvalidPayloadError";
+}
+
 /** Validate a payload from Redis, naming the job on failure. */
 export function parseJobPayload(id: string | undefined, data: unknown): JobPayload {
   const r = JobPayload.safeParse(data);
   if (!r.success) {
     const issues = r.error.issues.map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`).join("; ");
-    throw new Error(`job ${id ?? "(no id)"}: invalid payload: ${issues}`);
+    throw new InvalidPayloadError(`job ${id ?? "(no id)"}: invalid payload: ${issues}`);
   }
   return r.data;
 }

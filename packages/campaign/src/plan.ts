@@ -9,6 +9,7 @@ import {
   type LivetimeOptions,
 } from "@timeslide/segments";
 import { CampaignError, type LoadedCampaign } from "./load.js";
+import type { CampaignSpec } from "./schema.js";
 import type { DataInventory } from "./inventory.js";
 import { jobId, toRanges, type JobKind, type JobPayload } from "./jobs.js";
 
@@ -57,7 +58,10 @@ export function planSummary(plan: Plan) {
 export type PlanSummary = ReturnType<typeof planSummary>;
 
 export function livetimeOptions(c: LoadedCampaign): LivetimeOptions {
-  const { spec } = c;
+  return livetimeOptionsOf(c.spec);
+}
+
+export function livetimeOptionsOf(spec: CampaignSpec): LivetimeOptions {
   return {
     psdLength: spec.inference.psd_length,
     inferenceSamplingRate: spec.inference.inference_sampling_rate,
@@ -103,45 +107,26 @@ export function shiftOutputSpan(
   return end > first ? [first, end] : [first, first];
 }
 
-/** Splits, packs and names every job of a campaign. Pure: no Redis, no files. */
-export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
-  const { spec } = c;
-  const o = livetimeOptions(c);
+/**
+ * The jobs of a campaign's analysable segments under its shift table, in
+ * queue order (foreground and injection jobs first). Shared by planning and
+ * by workers, which rebuild the plan from the campaign metadata to check a
+ * payload read from Redis against it. `injTimes` sorted; "every-chunk":
+ * an injection job for every chunk (its livetime is the chunk's, whatever the
+ * times).
+ */
+export function planJobs(
+  spec: CampaignSpec,
+  segments: readonly Segment[],
+  shiftTable: number[][],
+  injTimes?: Float64Array | "every-chunk",
+): { jobs: PlannedJob[]; totals: Record<JobKind, number>; injInside: number } {
+  const o = livetimeOptionsOf(spec);
   const isr = o.inferenceSamplingRate;
-  const nIfo = spec.ifos.length;
-  const warnings = [...c.warnings, ...inputs.inventory.warnings];
-  const { segments, skipped } = analysableSegments(c, inputs.inventory);
-  const durations = segments.map((s) => s.duration);
-
-  if (segments.length === 0 || durations.every((d) => livetimeSamples(d, shiftVector(0, 0, nIfo), o) === 0)) {
-    const per = spec.ifos.map((ifo) => `${ifo} ${inputs.inventory.good[ifo].duration} s`).join(", ");
-    const coincident = [...segments, ...skipped].reduce((a, s) => a + s.duration, 0);
-    throw new CampaignError(c.file, [
-      `${c.file}: data gives no analysable time: good data ${per}; coincident ${coincident} s in ${segments.length + skipped.length} segment(s), ` +
-        `none both at least data.segments.min_duration (${spec.data.segments.min_duration} s) and longer than inference.psd_length (${spec.inference.psd_length} s)`,
-    ]);
-  }
-
-  // The shift table: zero lag, then the background slides.
-  let background: number[][];
-  if (spec.background.livetime !== undefined) {
-    try {
-      background = chooseShifts(durations, spec.background.livetime, spec.background.step, nIfo, o).shifts;
-    } catch (e) {
-      throw new CampaignError(c.file, [`${c.file}: ${(e as Error).message}`]);
-    }
-  } else if (typeof spec.background.shifts === "number") {
-    background = Array.from({ length: spec.background.shifts }, (_, i) => shiftVector(i + 1, spec.background.step, nIfo));
-  } else {
-    background = spec.background.shifts!.map((v) => [...v]);
-  }
-  const shiftTable = [shiftVector(0, 0, nIfo), ...background];
-
   const chunkSamples = Math.floor((spec.background.max_job_duration - o.psdLength) * isr + 1e-9);
   const chunk = chunkSamples / isr;
   const budget = Math.max(1, Math.floor(spec.background.job_livetime * isr));
 
-  const injTimes = inputs.injectionTimes ? Float64Array.from(inputs.injectionTimes).sort() : undefined;
   let injInside = 0;
 
   const jobs: PlannedJob[] = [];
@@ -177,7 +162,7 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
       if (injTimes) {
         const outStart = c0 + o.psdLength;
         const outEnd = outStart + fgSamples / isr;
-        const k = countInRange(injTimes, outStart, outEnd);
+        const k = injTimes === "every-chunk" ? 1 : countInRange(injTimes, outStart, outEnd);
         if (k > 0) {
           injInside += k;
           add(jobs, "injection", seg, span, [0], fgSamples);
@@ -209,7 +194,45 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
   }
   // Foreground and injection jobs first: cheap, and what analysts look at first.
   jobs.push(...bgJobs);
+  return { jobs, totals, injInside };
+}
 
+/** Splits, packs and names every job of a campaign. Pure: no Redis, no files. */
+export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
+  const { spec } = c;
+  const o = livetimeOptions(c);
+  const isr = o.inferenceSamplingRate;
+  const nIfo = spec.ifos.length;
+  const warnings = [...c.warnings, ...inputs.inventory.warnings];
+  const { segments, skipped } = analysableSegments(c, inputs.inventory);
+  const durations = segments.map((s) => s.duration);
+
+  if (segments.length === 0 || durations.every((d) => livetimeSamples(d, shiftVector(0, 0, nIfo), o) === 0)) {
+    const per = spec.ifos.map((ifo) => `${ifo} ${inputs.inventory.good[ifo].duration} s`).join(", ");
+    const coincident = [...segments, ...skipped].reduce((a, s) => a + s.duration, 0);
+    throw new CampaignError(c.file, [
+      `${c.file}: data gives no analysable time: good data ${per}; coincident ${coincident} s in ${segments.length + skipped.length} segment(s), ` +
+        `none both at least data.segments.min_duration (${spec.data.segments.min_duration} s) and longer than inference.psd_length (${spec.inference.psd_length} s)`,
+    ]);
+  }
+
+  // The shift table: zero lag, then the background slides.
+  let background: number[][];
+  if (spec.background.livetime !== undefined) {
+    try {
+      background = chooseShifts(durations, spec.background.livetime, spec.background.step, nIfo, o).shifts;
+    } catch (e) {
+      throw new CampaignError(c.file, [`${c.file}: ${(e as Error).message}`]);
+    }
+  } else if (typeof spec.background.shifts === "number") {
+    background = Array.from({ length: spec.background.shifts }, (_, i) => shiftVector(i + 1, spec.background.step, nIfo));
+  } else {
+    background = spec.background.shifts!.map((v) => [...v]);
+  }
+  const shiftTable = [shiftVector(0, 0, nIfo), ...background];
+
+  const injTimes = inputs.injectionTimes ? Float64Array.from(inputs.injectionTimes).sort() : undefined;
+  const { jobs, totals, injInside } = planJobs(spec, segments, shiftTable, injTimes);
   const counts = { background: 0, foreground: 0, injection: 0 };
   for (const j of jobs) counts[j.payload.kind]++;
 

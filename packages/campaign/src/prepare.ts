@@ -12,7 +12,10 @@ export async function prepareCampaign(file: string): Promise<{ campaign: LoadedC
   if (campaign.spec.injections) {
     const path = resolve(campaign.baseDir, campaign.spec.injections.file);
     try {
-      injectionTimes = await readInjectionTimes(path);
+      // The whole layout is checked here (waveform shapes, rate, one per
+      // detector), not only the times: a bad file found by the workers would
+      // fail every injection job after the campaign was queued.
+      injectionTimes = await readInjectionTimes(path, campaign.spec.ifos);
     } catch (e) {
       throw new CampaignError(campaign.file, [`${campaign.file}: injections.file: ${(e as Error).message}`]);
     }

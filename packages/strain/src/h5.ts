@@ -160,7 +160,8 @@ export function check1D(ds: H5Dataset, path: string, name: string, cls: "float" 
   // H5T_INTEGER = 0, H5T_FLOAT = 1
   const want = cls === "float" ? 1 : 0;
   if (m.type !== want) {
-    throw new StrainFileError(path, name, `wrong dtype ${String(ds.dtype)}: expected ${cls === "float" ? "float" : "integer"}`);
+    const got = m.type === 0 ? `${m.size * 8}-bit integer` : m.type === 1 ? `${m.size * 8}-bit float` : m.type === 3 ? "string" : `HDF5 type class ${m.type}`;
+    throw new StrainFileError(path, name, `wrong dtype ${String(ds.dtype)} (${got}): expected ${cls === "float" ? "floating point (float64 or float32)" : "integer"}`);
   }
   const shape = ds.shape;
   if (!shape || shape.length !== 1) {

@@ -1,7 +1,7 @@
 // The injection file (DESIGN.md layout) and adding its waveforms to strain.
 import type { SegmentList } from "@timeslide/segments";
 import { StrainFileError } from "./errors.js";
-import { closeQuietly, getDataset, getGroup, openH5, readAttrNumber } from "./h5.js";
+import { check1D, closeQuietly, getDataset, getGroup, openH5, readAttrNumber, type H5File } from "./h5.js";
 
 export interface InjectionSet {
   path: string;
@@ -26,49 +26,97 @@ function toF64(v: unknown, path: string, name: string): Float64Array {
   throw new StrainFileError(path, name, "expected a numeric array");
 }
 
-/** Only the injection times (`injections/time`): what planning needs, without the waveforms. */
-export async function readInjectionTimes(path: string): Promise<Float64Array> {
+interface InjectionLayout {
+  times: Float64Array;
+  sampleRate: number;
+  tOffset: number;
+  length: number;
+  /** injections/<ifo> dataset names, by detector */
+  detectors: string[];
+}
+
+/**
+ * Checks the injection layout (DESIGN.md) on an open file from metadata only
+ * (shapes, dtypes, attributes; the waveforms are not read), so planning can
+ * refuse a bad file before any job runs: every message names the file, the
+ * HDF5 path and what was expected.
+ */
+function checkLayout(f: H5File, path: string, ifos?: readonly string[]): InjectionLayout {
+  const g = getGroup(f, path, "injections");
+  const tds = getDataset(f, path, "injections/time");
+  const m = check1D(tds, path, "injections/time", "float");
+  const times = toF64(tds.value, path, "injections/time");
+  const bad = times.findIndex((t) => !Number.isFinite(t));
+  if (bad >= 0) throw new StrainFileError(path, `injections/time[${bad}]`, `expected a finite GPS time, got ${times[bad]}`);
+  const sampleRate = readAttrNumber(g, path, "injections", "sample_rate", "number");
+  const tOffset = readAttrNumber(g, path, "injections", "t_offset", "number");
+  if (!(sampleRate > 0)) throw new StrainFileError(path, "injections attribute sample_rate", `expected > 0, got ${sampleRate}`);
+  const detectors: string[] = [];
+  let length = -1;
+  let lengthFrom = "";
+  for (const key of g.keys()) {
+    if (key === "time") continue;
+    const name = `injections/${key}`;
+    const ds = getDataset(f, path, name);
+    const shape = ds.shape ?? [];
+    if (shape.length !== 2 || shape[0] !== m) {
+      throw new StrainFileError(path, name, `expected shape [${m}, L] (one row per injections/time entry), got ${JSON.stringify(shape)}`);
+    }
+    if ((ds.metadata as { type: number }).type !== 1) throw new StrainFileError(path, name, `wrong dtype ${String(ds.dtype)}: expected float32 waveforms`);
+    if (length >= 0 && shape[1] !== length) {
+      throw new StrainFileError(path, name, `waveform length ${shape[1]} differs from ${length} in ${lengthFrom}`);
+    }
+    length = shape[1];
+    lengthFrom = name;
+    detectors.push(key);
+  }
+  if (length < 0) throw new StrainFileError(path, "injections", "no detector waveforms (injections/<ifo>)");
+  if (length === 0) throw new StrainFileError(path, lengthFrom, "expected waveforms of at least one sample, got length 0");
+  // injections/time is the signal's reference time (the merger): a waveform
+  // that does not contain it means sample_rate, t_offset or the length is wrong.
+  const span = length / sampleRate;
+  if (!(tOffset <= 0 && tOffset + span >= 0)) {
+    throw new StrainFileError(
+      path,
+      "injections attributes sample_rate, t_offset",
+      `${length} samples at ${sampleRate} Hz from t_offset ${tOffset} s span [${tOffset}, ${tOffset + span}] s, which does not contain the injection time (0): ` +
+        `sample_rate, t_offset and the waveform length disagree`,
+    );
+  }
+  for (const ifo of ifos ?? []) {
+    if (!detectors.includes(ifo)) throw new StrainFileError(path, `injections/${ifo}`, `missing: no waveforms for ${ifo} (the file has ${detectors.join(", ")})`);
+  }
+  return { times, sampleRate, tOffset, length, detectors };
+}
+
+/**
+ * The injection times (`injections/time`): what planning needs. The rest of
+ * the layout is checked too (without reading the waveforms), with `ifos` the
+ * detectors that need waveforms.
+ */
+export async function readInjectionTimes(path: string, ifos?: readonly string[]): Promise<Float64Array> {
   const f = await openH5(path, "r");
   try {
-    const ds = getDataset(f, path, "injections/time");
-    if ((ds.shape ?? []).length !== 1) throw new StrainFileError(path, "injections/time", `expected a 1-D dataset, got shape ${JSON.stringify(ds.shape)}`);
-    return toF64(ds.value, path, "injections/time");
+    return checkLayout(f, path, ifos).times;
   } finally {
     closeQuietly(f);
   }
 }
 
 /** Reads a whole injection file (waveforms included; they are short). */
-export async function readInjections(path: string): Promise<InjectionSet> {
+export async function readInjections(path: string, ifos?: readonly string[]): Promise<InjectionSet> {
   const f = await openH5(path, "r");
   try {
-    const g = getGroup(f, path, "injections");
-    const tds = getDataset(f, path, "injections/time");
-    const times = toF64(tds.value, path, "injections/time");
+    const { times, sampleRate, tOffset, length, detectors } = checkLayout(f, path, ifos);
     const m = times.length;
-    const sampleRate = readAttrNumber(g, path, "injections", "sample_rate", "number");
-    const tOffset = readAttrNumber(g, path, "injections", "t_offset", "number");
-    if (!(sampleRate > 0)) throw new StrainFileError(path, "injections attribute sample_rate", `expected > 0, got ${sampleRate}`);
     const waveforms: Record<string, Float32Array> = {};
-    let length = -1;
-    for (const key of g.keys()) {
-      if (key === "time") continue;
+    for (const key of detectors) {
       const name = `injections/${key}`;
-      const ds = getDataset(f, path, name);
-      const shape = ds.shape ?? [];
-      if (shape.length !== 2 || shape[0] !== m) {
-        throw new StrainFileError(path, name, `expected shape [${m}, L], got ${JSON.stringify(shape)}`);
-      }
-      if (length >= 0 && shape[1] !== length) {
-        throw new StrainFileError(path, name, `waveform length ${shape[1]} differs from ${length} of another detector`);
-      }
-      length = shape[1];
-      const v = ds.value;
+      const v = getDataset(f, path, name).value;
       if (v instanceof Float32Array) waveforms[key] = v;
       else if (v instanceof Float64Array) waveforms[key] = Float32Array.from(v);
       else throw new StrainFileError(path, name, "expected float32 waveforms");
     }
-    if (length < 0) throw new StrainFileError(path, "injections", "no detector waveforms (injections/<ifo>)");
     const parameters: Record<string, Float64Array> = {};
     let pg;
     try {

@@ -18,6 +18,12 @@ export interface StrainSlice {
 export interface DetectorStreamOptions {
   /** the detector the campaign expects; every file's meta/Detector must match */
   ifo?: string;
+  /**
+   * Keep going when some files can't be opened (damaged after planning): they
+   * are listed in `unreadable`, and their time reads as a gap (NaN), so a
+   * read that needs them fails while reads covered by other files succeed.
+   */
+  skipUnreadable?: boolean;
 }
 
 // GPS times before 1980 or after ~2300 mean a broken Xstart
@@ -62,12 +68,15 @@ export class DetectorStream {
   readonly sampleRate: number;
   /** sorted by start */
   readonly files: readonly StrainFileInfo[];
+  /** files left out because they could not be opened (with `skipUnreadable`) */
+  readonly unreadable: readonly StrainFileError[];
   readonly #t0: number; // sample grid origin
   readonly #xspacing: number;
 
-  private constructor(ifo: string, files: StrainFileInfo[]) {
+  private constructor(ifo: string, files: StrainFileInfo[], unreadable: StrainFileError[] = []) {
     this.ifo = ifo;
     this.files = files;
+    this.unreadable = unreadable;
     this.sampleRate = files[0].sampleRate;
     this.#t0 = files[0].xstart;
     this.#xspacing = files[0].xspacing;
@@ -78,7 +87,16 @@ export class DetectorStream {
     const unique = [...new Set(paths)];
     if (unique.length === 0) throw new Error(`no strain files${opts.ifo ? ` for ${opts.ifo}` : ""}`);
     const infos: StrainFileInfo[] = [];
-    for (const p of unique) infos.push(await readStrainFileInfo(p));
+    const unreadable: StrainFileError[] = [];
+    for (const p of unique) {
+      try {
+        infos.push(await readStrainFileInfo(p));
+      } catch (e) {
+        if (opts.skipUnreadable && e instanceof StrainFileError) unreadable.push(e);
+        else throw e;
+      }
+    }
+    if (infos.length === 0) throw unreadable[0];
     infos.sort((a, b) => a.xstart - b.xstart);
     const first = infos[0];
     const ifo = opts.ifo ?? first.ifo;
@@ -101,7 +119,7 @@ export class DetectorStream {
         throw new StrainFileError(f.path, `${STRAIN} attribute Xstart`, `${f.xstart} is not on the sample grid of ${first.path}`);
       }
     }
-    const stream = new DetectorStream(ifo, infos);
+    const stream = new DetectorStream(ifo, infos, unreadable);
     await stream.#checkOverlaps();
     return stream;
   }
