@@ -1,4 +1,4 @@
-import { InferenceClient, type ServerPool } from "@timeslide/kserve";
+import { grpcTlsFromEnv, InferenceClient, type ServerPool } from "@timeslide/kserve";
 import type { CampaignSpec } from "@timeslide/campaign";
 import { StreamingModel, WindowModel, type DetectionModel } from "./inference.js";
 
@@ -15,7 +15,7 @@ export async function resolveModel(pool: ServerPool, endpoint: string, spec: Cam
     batch: spec.inference.batch_size,
   };
   const version = spec.model.version === "latest" ? "" : String(spec.model.version);
-  const client = new InferenceClient({ endpoint });
+  const client = new InferenceClient({ endpoint, tls: grpcTlsFromEnv() }); // as the pool's clients
   try {
     const config = await client.modelConfig(spec.model.name, version, { deadlineMs: 10_000 });
     const meta = await client.modelMetadata(spec.model.name, version, { deadlineMs: 10_000 });

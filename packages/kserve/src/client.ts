@@ -6,6 +6,7 @@
 //    DEADLINE_EXCEEDED whatever the server is doing;
 //  - timeoutUs:  the request parameter "timeout" that Triton's scheduler
 //    reads (microseconds a request may wait in the server's queue).
+import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { loadInferenceProtos } from "./protos.js";
 import type { GRPCInferenceServiceClient } from "./generated/inference/GRPCInferenceService.js";
@@ -66,6 +67,29 @@ export interface TlsOptions {
   certChain?: Buffer;
   /** Name to verify instead of the host part of the endpoint (tests, IP endpoints). */
   serverNameOverride?: string;
+}
+
+/** Environment variable naming a PEM file of CA certificates: clients then dial inference servers over TLS, trusting it. */
+export const GRPC_CA_ENV = "TIMESLIDE_GRPC_CA";
+/** Environment variable: "1" dials inference servers over TLS with the system roots (when no TIMESLIDE_GRPC_CA). */
+export const GRPC_TLS_ENV = "TIMESLIDE_GRPC_TLS";
+
+/**
+ * The TLS settings for inference-server clients from the environment
+ * (TIMESLIDE_GRPC_CA, TIMESLIDE_GRPC_TLS); undefined: plaintext. Read by
+ * every client a worker opens (its pool and the model lookup), so one
+ * variable switches them all.
+ */
+export function grpcTlsFromEnv(env: NodeJS.ProcessEnv = process.env): TlsOptions | true | undefined {
+  const ca = env[GRPC_CA_ENV];
+  if (ca) {
+    try {
+      return { rootCerts: readFileSync(ca) };
+    } catch (e) {
+      throw new Error(`${GRPC_CA_ENV}=${ca}: cannot read the CA certificate file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  return env[GRPC_TLS_ENV] === "1" || env[GRPC_TLS_ENV] === "true" ? true : undefined;
 }
 
 export interface ClientOptions {
