@@ -74,7 +74,8 @@ export async function connectRedis(url: string, opts: RedisOptions = {}, timeout
     retryStrategy: (times) => Math.min(times * 200, 2000),
     ...opts,
   });
-  redis.on("error", () => {}); // reported through connect() below and per command
+  let lastError: Error | undefined;
+  redis.on("error", (e: Error) => (lastError = e)); // reported through connect() below and per command
   try {
     await Promise.race([
       redis.connect(),
@@ -83,8 +84,14 @@ export async function connectRedis(url: string, opts: RedisOptions = {}, timeout
     await redis.ping();
   } catch (e) {
     redis.disconnect();
+    // connect() only says "Connection is closed." after a TLS failure: the error event has the cause.
+    const cause = lastError && lastError.message !== (e as Error).message ? `${lastError.message} (${(e as Error).message})` : (e as Error).message;
+    const tlsHint =
+      /^rediss:/i.test(url) && /certificate|self[- ]signed|CERT_|SSL|TLS/i.test(cause)
+        ? ` For a Redis whose certificate a private CA signed, set ${REDIS_CA_ENV} to that CA's PEM file.`
+        : "";
     throw new Error(
-      `cannot reach Redis at ${redactRedisUrl(url)}: ${(e as Error).message}. ` +
+      `cannot reach Redis at ${redactRedisUrl(url)}: ${redactUrls(cause)}.${tlsHint} ` +
         `Start one (apt-get install redis-server; redis-server --port 6379) or point REDIS_URL at one.`,
     );
   }

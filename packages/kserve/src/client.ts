@@ -226,11 +226,13 @@ export class InferenceClient {
   private readonly health: HealthClient;
   private readonly metadata: Record<string, string>;
   private readonly defaultDeadlineMs?: number;
+  private readonly plaintext: boolean;
   private streamCount = 0;
 
   constructor(options: ClientOptions | string) {
     const opts: ClientOptions = typeof options === "string" ? { endpoint: options } : options;
     this.endpoint = opts.endpoint;
+    this.plaintext = !opts.tls;
     this.metadata = opts.metadata ?? {};
     this.defaultDeadlineMs = opts.defaultDeadlineMs;
     const { GRPCInferenceService, Health } = loadInferenceProtos();
@@ -277,7 +279,12 @@ export class InferenceClient {
       const call: grpc.ClientUnaryCall = fn.call(target, req, md, callOpts, (err: grpc.ServiceError | null, res: Res) => {
         if (onAbort) opts.signal?.removeEventListener("abort", onAbort);
         if (err) {
-          reject(new KServeError({ code: err.code, details: err.details || err.message, endpoint: this.endpoint, method }));
+          let details = err.details || err.message;
+          // A TLS server hangs up on a plaintext client without an error grpc-js can name
+          // ("Failed to connect", no errno): say what the likely cause is.
+          if (this.plaintext && err.code === grpc.status.UNAVAILABLE && /Failed to connect \(/.test(details))
+            details += ` [dialled in plaintext: if the server serves TLS, set ${GRPC_CA_ENV} (or ${GRPC_TLS_ENV}=1)]`;
+          reject(new KServeError({ code: err.code, details, endpoint: this.endpoint, method }));
         } else resolve(res);
       });
       if (opts.signal) {
