@@ -16,7 +16,7 @@
 // Settings (env): SOAK_JOBS (10000), SOAK_KILLS (most SIGKILLs, 20),
 // SOAK_KILL_EVERY_S (mean seconds between kills, 30), SOAK_LIMIT_S (time
 // limit, 2400), SOAK_INTERVAL_S (progress line period, 5), SOAK_CONCURRENCY
-// (jobs at once per worker, 2), REDIS_URL (default redis://127.0.0.1:6379).
+// (jobs at once per worker, 3), REDIS_URL (default redis://127.0.0.1:6379).
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
@@ -33,7 +33,7 @@ const MAX_KILLS = Math.max(0, Number(env0.SOAK_KILLS ?? 20));
 const KILL_EVERY_S = Math.max(1, Number(env0.SOAK_KILL_EVERY_S) || 30);
 const LIMIT_S = Math.max(30, Number(env0.SOAK_LIMIT_S) || 2400);
 const INTERVAL_S = Math.max(1, Number(env0.SOAK_INTERVAL_S) || 5);
-const CONCURRENCY = Math.max(1, Number(env0.SOAK_CONCURRENCY) || 2);
+const CONCURRENCY = Math.max(1, Number(env0.SOAK_CONCURRENCY) || 3);
 const REDIS_URL = env0.REDIS_URL || "redis://127.0.0.1:6379";
 const CLI = join(import.meta.dirname, "../apps/cli/dist/main.js");
 const prefix = `tssoak-${randomBytes(4).toString("hex")}`;
