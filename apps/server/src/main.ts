@@ -2,12 +2,13 @@
 // The embedded inference server as a process:
 //   node apps/server/dist/main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N]
 //                                 [--metrics-port P] [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { startServer } from "./server.js";
 
 const USAGE =
-  "usage: main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N] [--metrics-port P] [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]]\n";
+  "usage: main.js --repo DIR [--port 8001] [--host 0.0.0.0] [--threads N] [--metrics-port P] [--register REDIS_URL [--advertise HOST:PORT] [--ttl S]] [--tls-cert PEM --tls-key PEM]\n";
 
 let values;
 try {
@@ -22,6 +23,8 @@ try {
       advertise: { type: "string" },
       ttl: { type: "string", default: "15" },
       "metrics-port": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
       help: { type: "boolean" },
     },
   }));
@@ -30,7 +33,7 @@ try {
   process.exit(2);
 }
 const repository = values.repo ?? values["model-repo"];
-if (values.help || !repository) {
+if (values.help || !repository || Boolean(values["tls-cert"]) !== Boolean(values["tls-key"])) {
   process.stderr.write(USAGE);
   process.exit(values.help ? 0 : 2);
 }
@@ -43,6 +46,7 @@ try {
     threads: Number(values.threads),
     metricsPort: values["metrics-port"] !== undefined ? Number(values["metrics-port"]) : undefined,
     logger: log,
+    tls: values["tls-cert"] && values["tls-key"] ? { certChain: readFileSync(values["tls-cert"]), privateKey: readFileSync(values["tls-key"]) } : undefined,
     register: values.register ? { redis: values.register, advertise: values.advertise, ttlSeconds: Number(values.ttl) } : undefined,
   });
   const stop = () => {

@@ -2,7 +2,8 @@ import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { hostname } from "node:os";
 import { loadInferenceProtos, registerServer, type Registration } from "@timeslide/kserve";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { createRedis, redactUrls } from "@timeslide/campaign/redis";
 import type {
   GRPCInferenceServiceHandlers,
   HealthHandlers,
@@ -30,6 +31,8 @@ const optionsSchema = z.object({
   /** Serve Prometheus metrics on this HTTP port (0: any free port); absent: no metrics endpoint. */
   metricsPort: z.number().int().min(0).max(65535).optional(),
   logger: z.custom<Logger>().optional(),
+  /** Serve gRPC over TLS with this PEM certificate chain and key; absent: plaintext. */
+  tls: z.object({ certChain: z.instanceof(Buffer), privateKey: z.instanceof(Buffer) }).optional(),
   /** Register this server in Redis (the pool's discovery), refreshed every ttl/3 until close(). */
   register: z
     .object({
@@ -310,7 +313,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(
+        `${o.host}:${o.port}`,
+        o.tls
+          ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: o.tls.certChain, private_key: o.tls.privateKey }], false)
+          : grpc.ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)),
+      ),
     );
   } catch (e) {
     await engine.close();
@@ -318,7 +327,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     throw new Error(`cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`);
   }
   widenSessionWindows(server);
-  log.info({ port, metricsPort, repository: o.repository, threads: o.threads, models: [...engine.models.keys()] }, "inference server listening");
+  log.info({ port, metricsPort, repository: o.repository, threads: o.threads, tls: Boolean(o.tls), models: [...engine.models.keys()] }, "inference server listening");
   let registration: Registration | undefined;
   let redis: Redis | undefined;
   let registered: string | undefined;
@@ -327,7 +336,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     registered = o.register.advertise ?? `${host}:${port}`;
     const prefix = o.register.prefix ?? (process.env.TIMESLIDE_PREFIX || "timeslide");
     try {
-      redis = new Redis(o.register.redis, { lazyConnect: true, maxRetriesPerRequest: 2 });
+      redis = createRedis(o.register.redis, { lazyConnect: true, maxRetriesPerRequest: 2 }); // rediss:// CA from TIMESLIDE_REDIS_CA
       redis.on("error", (e: Error) => log.warn({ err: e.message }, "redis"));
       await redis.connect();
       registration = await registerServer(redis, prefix, registered, o.register.ttlSeconds);
@@ -337,7 +346,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       server.forceShutdown();
       await engine.close();
       await metrics?.close();
-      throw new Error(`cannot register in Redis at ${o.register.redis}: ${(e as Error).message}`);
+      // The URL may carry the Redis password: never in a message.
+      throw new Error(redactUrls(`cannot register in Redis at ${o.register.redis}: ${(e as Error).message}`));
     }
   }
   let closed = false;

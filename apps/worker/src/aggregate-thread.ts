@@ -2,14 +2,14 @@
 // job file): started when a campaign looks complete; aggregateIfComplete
 // makes sure exactly one process, campaign-wide, does it.
 import { workerData, parentPort } from "node:worker_threads";
-import { Redis } from "ioredis";
 import pino from "pino";
 import { CampaignSpec, campaignPathProblems, readMeta, specOutput } from "@timeslide/campaign";
 import { aggregateIfComplete } from "@timeslide/aggregator";
+import { createRedis, LOG_REDACT } from "@timeslide/campaign";
 
 const { redisUrl, prefix, campaign } = workerData as { redisUrl: string; prefix: string; campaign: string };
-const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
-const logger = pino({ base: { process: "aggregator", campaign } }, pino.destination(2));
+const redis = createRedis(redisUrl, { maxRetriesPerRequest: 3 }); // rediss:// CA as the worker's
+const logger = pino({ base: { process: "aggregator", campaign }, redact: LOG_REDACT }, pino.destination(2));
 try {
   // The output in the campaign metadata can be edited in Redis: reports are
   // written only where the campaign's spec says (the workers' check).

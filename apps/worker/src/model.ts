@@ -1,4 +1,4 @@
-import { InferenceClient, isServerFailure, KServeError, type ServerPool } from "@timeslide/kserve";
+import { grpcTlsFromEnv, InferenceClient, isServerFailure, KServeError, type ServerPool } from "@timeslide/kserve";
 import type { CampaignSpec } from "@timeslide/campaign";
 import { StreamingModel, WindowModel, type DetectionModel, type Geometry } from "./inference.js";
 import { PermanentJobError } from "./pipeline.js";
@@ -39,7 +39,7 @@ const dims = (shape: ReadonlyArray<string | number>) => shape.map((d) => Number(
 export async function describeModel(endpoint: string, spec: CampaignSpec, deadlineMs = DEADLINE_MS): Promise<ModelDescription> {
   const name = spec.model.name;
   const version = versionOf(spec);
-  const client = new InferenceClient({ endpoint });
+  const client = new InferenceClient({ endpoint, tls: grpcTlsFromEnv() }); // as the pool's clients
   try {
     const config = await client.modelConfig(name, version, { deadlineMs });
     const meta = await client.modelMetadata(name, version, { deadlineMs });

@@ -4,10 +4,9 @@
 // Redis connection, server pool, campaign contexts and model descriptions
 // are shared by the jobs that thread runs.
 import type { SandboxedJob } from "bullmq";
-import { Redis } from "ioredis";
 import pino from "pino";
-import { JOB_ID_PATTERN, parseJobPayload, payloadMismatch, recordJobResult, type JobSummary } from "@timeslide/campaign";
-import { ServerPool } from "@timeslide/kserve";
+import { createRedis, JOB_ID_PATTERN, LOG_REDACT, parseJobPayload, payloadMismatch, recordJobResult, type JobSummary } from "@timeslide/campaign";
+import { grpcTlsFromEnv, ServerPool } from "@timeslide/kserve";
 import { ContextCache } from "./context.js";
 import { resolveModel } from "./model.js";
 import { PermanentJobError, runJob } from "./pipeline.js";
@@ -15,11 +14,12 @@ import type { DetectionModel } from "./inference.js";
 import { readWorkerEnv } from "./env.js";
 
 const env = readWorkerEnv();
-const log = pino({ base: { worker: env.workerName, thread: "processor" }, level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
-// maxRetriesPerRequest null: while Redis restarts, recording a finished
-// job's result waits for it to come back instead of failing the attempt and
-// throwing the job's work away (recording is idempotent).
-const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+const log = pino({ base: { worker: env.workerName, thread: "processor" }, level: process.env.LOG_LEVEL ?? "info", redact: LOG_REDACT }, pino.destination(2));
+// createRedis: the same TLS settings (rediss://, TIMESLIDE_REDIS_CA) as the
+// worker's own connection. maxRetriesPerRequest null: while Redis restarts,
+// recording a finished job's result waits for it to come back instead of
+// failing the attempt and throwing the job's work away (recording is idempotent).
+const redis = createRedis(env.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
 redis.on("error", (e) => log.warn({ err: e.message }, "redis error"));
 const contexts = new ContextCache(redis, env.prefix);
 const pools = new Map<string, { pool: ServerPool; started: Promise<void>; endpoint: () => string }>();
@@ -29,10 +29,12 @@ function poolFor(campaign: string, servers: string[] | "registry") {
   const key = env.servers ?? (servers === "registry" ? "registry" : servers.join(","));
   let p = pools.get(key);
   if (!p) {
+    // TLS to the inference servers when TIMESLIDE_GRPC_CA / TIMESLIDE_GRPC_TLS say so (the worker checked them at start).
+    const client = { tls: grpcTlsFromEnv() };
     const pool =
       key === "registry"
-        ? new ServerPool({ discovery: { redis, prefix: env.prefix }, logger: log })
-        : new ServerPool({ endpoints: key, logger: log }); // health changes and failovers show in the logs
+        ? new ServerPool({ discovery: { redis, prefix: env.prefix }, logger: log, client })
+        : new ServerPool({ endpoints: key, logger: log, client }); // health changes and failovers show in the logs
     const started = pool.start();
     p = {
       pool,

@@ -14,7 +14,7 @@ export {
   type PlannedJob,
 } from "./plan.js";
 export { prepareCampaign } from "./prepare.js";
-export { connectRedis, deleteKeys, ensureRedis, freePort, resolveRedisUrl, redactRedisUrl, checkEvictionPolicy, type EnsuredRedis } from "./redis.js";
+export { connectRedis, createRedis, redisOptions, REDIS_CA_ENV, LOG_REDACT, deleteKeys, ensureRedis, freePort, resolveRedisUrl, redactRedisUrl, redactUrls, checkEvictionPolicy, type EnsuredRedis } from "./redis.js";
 export { readMeta, listCampaigns, recordJobResult, recordJobFailure, specHash, type CampaignMeta } from "./store.js";
 export {
   submitCampaign,

@@ -1,5 +1,34 @@
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { Redis, type RedisOptions } from "ioredis";
+
+/** Environment variable naming a PEM file of CA certificates trusted for rediss:// (TLS) Redis URLs. */
+export const REDIS_CA_ENV = "TIMESLIDE_REDIS_CA";
+
+/**
+ * The ioredis options every Redis connection of timeslide starts from (CLI,
+ * coordinator, worker and its threads, BullMQ, the server's registration,
+ * the aggregator), so TLS settings live in one place: for a rediss:// URL,
+ * the CA in TIMESLIDE_REDIS_CA (else the system roots). ioredis itself turns
+ * TLS on for rediss://; a plain redis:// URL ignores the CA.
+ */
+export function redisOptions(url: string, env: NodeJS.ProcessEnv = process.env): RedisOptions {
+  if (!/^rediss:\/\//i.test(url)) return {};
+  const caPath = env[REDIS_CA_ENV];
+  if (!caPath) return {};
+  let ca: Buffer;
+  try {
+    ca = readFileSync(caPath);
+  } catch (e) {
+    throw new Error(`${REDIS_CA_ENV}=${caPath}: cannot read the CA certificate file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return { tls: { ca } };
+}
+
+/** A Redis client for `url` with the shared options (see redisOptions) under `opts`. */
+export function createRedis(url: string, opts: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): Redis {
+  return new Redis(url, { ...redisOptions(url, env), ...opts });
+}
 
 /** The Redis URL to use: REDIS_URL overrides the campaign's queue.redis. */
 export function resolveRedisUrl(fromCampaign?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -17,12 +46,27 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
+/** Any text with the credentials of every scheme://user:password@ URL in it replaced (error messages that may quote a URL). */
+export function redactUrls(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, "$1***@");
+}
+
+/**
+ * pino `redact` settings for loggers that may be handed a URL (a redis URL in
+ * `redis`, `url` or `redisUrl`, at the top or one level down): the password is
+ * replaced, the rest kept, so the logs still say which Redis was used.
+ */
+export const LOG_REDACT = {
+  paths: ["redis", "url", "redisUrl", "*.redis", "*.url", "*.redisUrl"],
+  censor: (v: unknown) => (typeof v === "string" ? redactUrls(v) : v),
+};
+
 /**
  * Connects and waits until Redis answers, failing fast with a message that
  * says what to do, instead of ioredis's endless silent reconnects.
  */
 export async function connectRedis(url: string, opts: RedisOptions = {}, timeoutMs = 5000): Promise<Redis> {
-  const redis = new Redis(url, {
+  const redis = createRedis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: null, // required by BullMQ workers; harmless elsewhere
     enableReadyCheck: true,
@@ -30,7 +74,8 @@ export async function connectRedis(url: string, opts: RedisOptions = {}, timeout
     retryStrategy: (times) => Math.min(times * 200, 2000),
     ...opts,
   });
-  redis.on("error", () => {}); // reported through connect() below and per command
+  let lastError: Error | undefined;
+  redis.on("error", (e: Error) => (lastError = e)); // reported through connect() below and per command
   try {
     await Promise.race([
       redis.connect(),
@@ -39,8 +84,14 @@ export async function connectRedis(url: string, opts: RedisOptions = {}, timeout
     await redis.ping();
   } catch (e) {
     redis.disconnect();
+    // connect() only says "Connection is closed." after a TLS failure: the error event has the cause.
+    const cause = lastError && lastError.message !== (e as Error).message ? `${lastError.message} (${(e as Error).message})` : (e as Error).message;
+    const tlsHint =
+      /^rediss:/i.test(url) && /certificate|self[- ]signed|CERT_|SSL|TLS/i.test(cause)
+        ? ` For a Redis whose certificate a private CA signed, set ${REDIS_CA_ENV} to that CA's PEM file.`
+        : "";
     throw new Error(
-      `cannot reach Redis at ${redactRedisUrl(url)}: ${(e as Error).message}. ` +
+      `cannot reach Redis at ${redactRedisUrl(url)}: ${redactUrls(cause)}.${tlsHint} ` +
         `Start one (apt-get install redis-server; redis-server --port 6379) or point REDIS_URL at one.`,
     );
   }

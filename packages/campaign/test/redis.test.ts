@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { connectRedis, ensureRedis } from "@timeslide/campaign";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connectRedis, ensureRedis, LOG_REDACT, redactUrls, redisOptions } from "@timeslide/campaign";
 
 // .ci/run installs redis-server when no Redis answers; with a remote REDIS_URL it may be absent.
 const hasRedisServer = !spawnSync("redis-server", ["--version"]).error;
@@ -21,5 +24,29 @@ describe("finding a Redis", () => {
     redis.disconnect();
     await r.stop();
     await expect(connectRedis(r.url, {}, 1000)).rejects.toThrow(/cannot reach Redis/);
+  });
+});
+
+describe("Redis TLS options and redaction", () => {
+  it("takes the CA for rediss:// from TIMESLIDE_REDIS_CA, and only for rediss://", () => {
+    const dir = mkdtempSync(join(tmpdir(), "timeslide-ca-"));
+    try {
+      const ca = join(dir, "ca.pem");
+      writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n");
+      const o = redisOptions("rediss://:pw@redis.example.org:6380", { TIMESLIDE_REDIS_CA: ca });
+      expect(String((o.tls as { ca: Buffer }).ca)).toContain("BEGIN CERTIFICATE");
+      expect(redisOptions("redis://127.0.0.1:6379", { TIMESLIDE_REDIS_CA: ca })).toEqual({});
+      expect(redisOptions("rediss://127.0.0.1:6380", {})).toEqual({}); // ioredis: TLS with the system roots
+      expect(() => redisOptions("rediss://127.0.0.1:6380", { TIMESLIDE_REDIS_CA: join(dir, "missing.pem") })).toThrow(/TIMESLIDE_REDIS_CA=.*missing\.pem: cannot read the CA certificate file: ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("redacts credentials of any URL in a text, and in logged url fields", () => {
+    expect(redactUrls("cannot register in Redis at rediss://user:s3cret@h:6380/0: WRONGPASS")).toBe("cannot register in Redis at rediss://***@h:6380/0: WRONGPASS");
+    expect(redactUrls("redis://h:6379 and redis://:p@h2:1")).toBe("redis://h:6379 and redis://***@h2:1");
+    expect(LOG_REDACT.censor("rediss://:s3cret@h:6380")).toBe("rediss://***@h:6380");
+    expect(LOG_REDACT.censor(42)).toBe(42);
   });
 });

@@ -6,6 +6,7 @@
 //    DEADLINE_EXCEEDED whatever the server is doing;
 //  - timeoutUs:  the request parameter "timeout" that Triton's scheduler
 //    reads (microseconds a request may wait in the server's queue).
+import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { loadInferenceProtos } from "./protos.js";
 import type { GRPCInferenceServiceClient } from "./generated/inference/GRPCInferenceService.js";
@@ -66,6 +67,29 @@ export interface TlsOptions {
   certChain?: Buffer;
   /** Name to verify instead of the host part of the endpoint (tests, IP endpoints). */
   serverNameOverride?: string;
+}
+
+/** Environment variable naming a PEM file of CA certificates: clients then dial inference servers over TLS, trusting it. */
+export const GRPC_CA_ENV = "TIMESLIDE_GRPC_CA";
+/** Environment variable: "1" dials inference servers over TLS with the system roots (when no TIMESLIDE_GRPC_CA). */
+export const GRPC_TLS_ENV = "TIMESLIDE_GRPC_TLS";
+
+/**
+ * The TLS settings for inference-server clients from the environment
+ * (TIMESLIDE_GRPC_CA, TIMESLIDE_GRPC_TLS); undefined: plaintext. Read by
+ * every client a worker opens (its pool and the model lookup), so one
+ * variable switches them all.
+ */
+export function grpcTlsFromEnv(env: NodeJS.ProcessEnv = process.env): TlsOptions | true | undefined {
+  const ca = env[GRPC_CA_ENV];
+  if (ca) {
+    try {
+      return { rootCerts: readFileSync(ca) };
+    } catch (e) {
+      throw new Error(`${GRPC_CA_ENV}=${ca}: cannot read the CA certificate file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  return env[GRPC_TLS_ENV] === "1" || env[GRPC_TLS_ENV] === "true" ? true : undefined;
 }
 
 export interface ClientOptions {
@@ -202,11 +226,13 @@ export class InferenceClient {
   private readonly health: HealthClient;
   private readonly metadata: Record<string, string>;
   private readonly defaultDeadlineMs?: number;
+  private readonly plaintext: boolean;
   private streamCount = 0;
 
   constructor(options: ClientOptions | string) {
     const opts: ClientOptions = typeof options === "string" ? { endpoint: options } : options;
     this.endpoint = opts.endpoint;
+    this.plaintext = !opts.tls;
     this.metadata = opts.metadata ?? {};
     this.defaultDeadlineMs = opts.defaultDeadlineMs;
     const { GRPCInferenceService, Health } = loadInferenceProtos();
@@ -257,7 +283,12 @@ export class InferenceClient {
       const call: grpc.ClientUnaryCall = fn.call(target, req, md, callOpts, (err: grpc.ServiceError | null, res: Res) => {
         if (onAbort) opts.signal?.removeEventListener("abort", onAbort);
         if (err) {
-          reject(new KServeError({ code: err.code, details: err.details || err.message, endpoint: this.endpoint, method }));
+          let details = err.details || err.message;
+          // A TLS server hangs up on a plaintext client without an error grpc-js can name
+          // ("Failed to connect", no errno): say what the likely cause is.
+          if (this.plaintext && err.code === grpc.status.UNAVAILABLE && /Failed to connect \(/.test(details))
+            details += ` [dialled in plaintext: if the server serves TLS, set ${GRPC_CA_ENV} (or ${GRPC_TLS_ENV}=1)]`;
+          reject(new KServeError({ code: err.code, details, endpoint: this.endpoint, method }));
         } else resolve(res);
       });
       if (opts.signal) {

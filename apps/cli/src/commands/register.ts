@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
-import { connectRedis, redactRedisUrl, redisPrefix, resolveRedisUrl } from "@timeslide/campaign";
-import { InferenceClient, parseEndpoints, registerServer, registryKey, type Registration } from "@timeslide/kserve";
+import { connectRedis, LOG_REDACT, redactRedisUrl, redisPrefix, resolveRedisUrl } from "@timeslide/campaign";
+import { grpcTlsFromEnv, InferenceClient, parseEndpoints, registerServer, registryKey, type Registration } from "@timeslide/kserve";
 import { run } from "../errors.js";
 
 type Redis = Awaited<ReturnType<typeof connectRedis>>;
@@ -73,7 +73,7 @@ export function startSidecar(o: RegisterFlags & { redisClient: Redis; prefix: st
   const key = registryKey(o.prefix);
   const intervalMs = Math.max(250, (o.ttl * 1000) / 3);
   const probeDeadlineMs = Math.max(500, Math.min(5000, intervalMs));
-  const client = new InferenceClient({ endpoint: o.endpoint });
+  const client = new InferenceClient({ endpoint: o.endpoint, tls: grpcTlsFromEnv() }); // health probes as the workers dial
   const abort = new AbortController();
   const log = o.log.child({ endpoint: o.endpoint, advertise, prefix: o.prefix, model: o.model });
   let registration: Registration | undefined;
@@ -184,7 +184,7 @@ export function registerRegister(program: Command): void {
     .action((raw: Record<string, unknown>) =>
       run(async () => {
         const o = parseRegisterFlags(raw);
-        const log = pino({ base: { process: "register" } });
+        const log = pino({ base: { process: "register" }, redact: LOG_REDACT });
         const url = o.redis ?? resolveRedisUrl();
         const redis = await connectRedis(url);
         const prefix = redisPrefix();

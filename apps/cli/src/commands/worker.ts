@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import pino from "pino";
-import { connectRedis, redactRedisUrl, redisPrefix, resolveRedisUrl } from "@timeslide/campaign";
+import { connectRedis, LOG_REDACT, redactRedisUrl, redisPrefix, resolveRedisUrl } from "@timeslide/campaign";
+import { grpcTlsFromEnv } from "@timeslide/kserve";
 import { startWorker } from "@timeslide/worker";
 import { run } from "../errors.js";
 
@@ -35,7 +36,8 @@ export function registerWorker(program: Command): void {
         if (!(grace >= 0)) throw new Error(`worker: --grace: expected a number of seconds >= 0, got "${opts.grace}"`);
         if (opts.metricsPort !== undefined && !(Number.isInteger(Number(opts.metricsPort)) && Number(opts.metricsPort) >= 0))
           throw new Error(`worker: --metrics-port: expected a port number, got "${opts.metricsPort}"`);
-        const log = pino({ base: { process: "worker" } });
+        const log = pino({ base: { process: "worker" }, redact: LOG_REDACT });
+        const grpcTls = grpcTlsFromEnv(); // an unreadable TIMESLIDE_GRPC_CA stops the worker here, not every job
         const url = opts.redis ?? resolveRedisUrl();
         const redis = await connectRedis(url);
         const w = await startWorker({
@@ -52,7 +54,7 @@ export function registerWorker(program: Command): void {
           requestDeadlineMs: deadline * 1000,
           log,
         });
-        log.info({ redis: redactRedisUrl(url), metricsPort: w.metricsPort }, "worker started");
+        log.info({ redis: redactRedisUrl(url), grpcTls: Boolean(grpcTls), metricsPort: w.metricsPort }, "worker started");
         await new Promise<void>((resolve) => {
           const stop = (signal: string) => {
             log.info({ signal }, "shutting down");
