@@ -385,7 +385,7 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     for (let k = 0; k < 3; k++) {
       // A job not killed before: each kill hits another job (a job whose
       // workers die more than maxStalledCount times fails for good).
-      const streaming = await w.waitFor((l) => l.msg === "read and whitened: streaming" && Number(l.shifts) >= 8 && !victims.includes(l.job!), "a background job streaming");
+      const streaming = await w.waitFor((l) => l.msg === "streaming shifts while reading" && Number(l.shifts) >= 8 && !victims.includes(l.job!), "a background job streaming");
       await sleep(100);
       w.kill("SIGKILL");
       expect((await w.exited).signal).toBe("SIGKILL");
@@ -408,12 +408,12 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     const c = "kill-same-job";
     await submit(c, [main.endpoint]);
     let w = startWorker(c);
-    const first = await w.waitFor((l) => l.msg === "read and whitened: streaming" && Number(l.shifts) >= 8, "a background job streaming");
+    const first = await w.waitFor((l) => l.msg === "streaming shifts while reading" && Number(l.shifts) >= 8, "a background job streaming");
     const victim = first.job!;
     const all = [w];
     for (let k = 0; k < 3; k++) {
       // The victim comes back to the queue once its lock expires and the new worker's stall check sees it.
-      if (k > 0) await w.waitFor((l) => l.msg === "read and whitened: streaming" && l.job === victim, `the victim streaming again (${k + 1})`, 90_000);
+      if (k > 0) await w.waitFor((l) => l.msg === "streaming shifts while reading" && l.job === victim, `the victim streaming again (${k + 1})`, 90_000);
       await sleep(100);
       w.kill("SIGKILL");
       await w.exited;
@@ -433,7 +433,7 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     const srv = await startServer("server-k");
     await submit(c, [srv.endpoint]);
     const w = startWorker(c);
-    await w.waitFor((l) => l.msg === "read and whitened: streaming" && Number(l.shifts) >= 8, "a background job streaming");
+    await w.waitFor((l) => l.msg === "streaming shifts while reading" && Number(l.shifts) >= 8, "a background job streaming");
     await sleep(150);
     srv.proc.kill("SIGKILL");
     await srv.proc.exited;
@@ -485,7 +485,7 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
       await submit(c, [main.endpoint], env);
       const w = [startWorker(c, env), startWorker(c, env)];
       await waitCompleted(r2, c, 3);
-      await w[0].waitFor((l) => l.msg === "read and whitened: streaming" && !w[0].lines.some((m) => m.msg === "job done" && m.job === l.job), "a job streaming");
+      await w[0].waitFor((l) => l.msg === "streaming shifts while reading" && !w[0].lines.some((m) => m.msg === "job done" && m.job === l.job), "a job streaming");
       rs.kill("SIGKILL");
       await new Promise((r) => rs.once("exit", r));
       await sleep(2000);
@@ -513,7 +513,7 @@ describe.concurrent("faults injected into a real campaign", { timeout: 240_000 }
     const a2 = await startServer("server-s2");
     await submit(c, [a1.endpoint, a2.endpoint]);
     const w = startWorker(c);
-    await w.waitFor((l) => l.msg === "read and whitened: streaming" && Number(l.shifts) >= 8, "a background job streaming");
+    await w.waitFor((l) => l.msg === "streaming shifts while reading" && Number(l.shifts) >= 8, "a background job streaming");
     await sleep(150);
     a1.proc.kill("SIGSTOP");
     const stoppedAt = Date.now();
