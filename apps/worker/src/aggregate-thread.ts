@@ -3,9 +3,8 @@
 // makes sure exactly one process, campaign-wide, does it.
 import { workerData, parentPort } from "node:worker_threads";
 import pino from "pino";
-import { CampaignSpec, campaignPathProblems, readMeta, specOutput } from "@timeslide/campaign";
 import { aggregateIfComplete } from "@timeslide/aggregator";
-import { createRedis, LOG_REDACT } from "@timeslide/campaign";
+import { campaignPathProblems, createRedis, LOG_REDACT, readStoredCampaign, specOutput } from "@timeslide/campaign";
 
 const { redisUrl, prefix, campaign } = workerData as { redisUrl: string; prefix: string; campaign: string };
 const redis = createRedis(redisUrl, { maxRetriesPerRequest: 3 }); // rediss:// CA as the worker's
@@ -13,12 +12,10 @@ const logger = pino({ base: { process: "aggregator", campaign }, redact: LOG_RED
 try {
   // The output in the campaign metadata can be edited in Redis: reports are
   // written only where the campaign's spec says (the workers' check).
-  const meta = await readMeta(redis, prefix, campaign);
-  const spec = CampaignSpec.safeParse(meta?.spec);
-  if (!meta || !spec.success) throw new Error(`campaign ${campaign}: no metadata, or its stored spec does not validate: not aggregating`);
-  const problems = campaignPathProblems(meta, spec.data);
+  const { meta, spec } = await readStoredCampaign(redis, prefix, campaign);
+  const problems = campaignPathProblems(meta, spec);
   if (problems.length) throw new Error(`${problems.join("; ")}: not aggregating`);
-  const r = await aggregateIfComplete({ redis, prefix, campaign, logger, out: specOutput(spec.data, meta.base_dir) });
+  const r = await aggregateIfComplete({ redis, prefix, campaign, logger, out: specOutput(spec, meta.base_dir) });
   parentPort?.postMessage(r ? { aggregated: true, out: r.out } : { aggregated: false });
 } catch (e) {
   logger.error({ err: (e as Error).message }, "aggregation failed");

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Redis } from "ioredis";
-import { CampaignSpec, campaignKeys, campaignPathProblems, plannedJobs, readMeta } from "@timeslide/campaign";
+import { campaignKeys, campaignPathProblems, plannedJobs, readStoredCampaign } from "@timeslide/campaign";
 import { readInjections } from "@timeslide/strain";
 import { PermanentJobError, type JobContext } from "./pipeline.js";
 
@@ -28,11 +28,7 @@ export class ContextCache {
   }
 
   async #load(campaign: string): Promise<JobContext> {
-    const meta = await readMeta(this.redis, this.prefix, campaign);
-    if (!meta) throw new Error(`campaign ${campaign}: no metadata under prefix ${this.prefix} (purged?)`);
-    const parsed = CampaignSpec.safeParse(meta.spec);
-    if (!parsed.success) throw new PermanentJobError(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
-    const spec = parsed.data;
+    const { meta, spec } = await readStoredCampaign(this.redis, this.prefix, campaign);
     // The metadata can be edited in Redis: the worker reads data files and
     // writes results only where the campaign's spec says.
     const problems = campaignPathProblems(meta, spec);

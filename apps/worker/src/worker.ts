@@ -4,13 +4,13 @@ import { Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import {
-  CampaignSpec,
   JobPayload,
   campaignKeys,
   listCampaigns,
   plannedJobs,
   queueName,
   readMeta,
+  readStoredCampaign,
   recordJobFailure,
   RETENTION,
   type JobSummary,
@@ -111,13 +111,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     const key = `${campaign}\n${await o.redis.hget(campaignKeys(o.prefix, campaign).meta, "spec_hash")}`; // resubmitted: a new plan
     let p = plans.get(key);
     if (!p) {
-      p = (async () => {
-        const meta = await readMeta(o.redis, o.prefix, campaign);
-        if (!meta) throw new Error(`campaign ${campaign}: no metadata (purged?)`);
-        const spec = CampaignSpec.safeParse(meta.spec);
-        if (!spec.success) throw new Error(`campaign ${campaign}: stored spec does not validate`);
-        return plannedJobs(meta, spec.data);
-      })();
+      p = readStoredCampaign(o.redis, o.prefix, campaign).then(({ meta, spec }) => plannedJobs(meta, spec));
       p.catch(() => plans.delete(key));
       plans.set(key, p);
     }

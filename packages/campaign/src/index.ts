@@ -29,4 +29,4 @@ export {
 } from "./queue.js";
 export * from "./keys.js";
 export * from "./jobs.js";
-export { JOB_ID_PATTERN, plannedJobs, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";
+export { JOB_ID_PATTERN, readStoredCampaign, plannedJobs, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";

@@ -8,9 +8,23 @@ import { isAbsolute, relative, resolve, sep } from "node:path";
 import { z } from "zod";
 import { Segment } from "@timeslide/segments";
 import { planJobs } from "./plan.js";
-import type { CampaignSpec } from "./schema.js";
-import type { CampaignMeta } from "./store.js";
-import type { JobPayload } from "./jobs.js";
+import type { Redis } from "ioredis";
+import { CampaignSpec } from "./schema.js";
+import { readMeta, type CampaignMeta } from "./store.js";
+import { InvalidPayloadError, type JobPayload } from "./jobs.js";
+
+/**
+ * A campaign's metadata as stored, its spec validated again (the hash can be
+ * edited in Redis). No metadata: an Error (purged, or not submitted yet); a
+ * spec that does not validate: an InvalidPayloadError (retrying can't help).
+ */
+export async function readStoredCampaign(redis: Redis, prefix: string, campaign: string): Promise<{ meta: CampaignMeta; spec: CampaignSpec }> {
+  const meta = await readMeta(redis, prefix, campaign);
+  if (!meta) throw new Error(`campaign ${campaign}: no metadata under prefix ${prefix} (purged?)`);
+  const parsed = CampaignSpec.safeParse(meta.spec);
+  if (!parsed.success) throw new InvalidPayloadError(`campaign ${campaign}: stored spec does not validate: ${parsed.error.issues[0]?.message}`);
+  return { meta, spec: parsed.data };
+}
 
 /** Job ids as the planner writes them (`jobId`): they name result files, so nothing else is accepted. */
 export const JOB_ID_PATTERN = /^(bg|fg|inj)-\d+(\.\d+)?-k\d+$/;
