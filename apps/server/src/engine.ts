@@ -105,6 +105,10 @@ interface Job {
 }
 
 const now = () => performance.now();
+/** Runs handed to one instance's thread at a time: one computing, one waiting in its message queue. */
+const PIPELINE_DEPTH = 2;
+
+const queuedBatch = (q: Job[]) => q.reduce((a, j) => a + j.batch, 0);
 const ms2ns = (ms: number) => ms * 1e6;
 
 /** One served version of a model. */
@@ -145,31 +149,38 @@ class OnnxVersion extends ServedVersion {
     });
   }
 
-  // Give each free instance the oldest request; with dynamic batching, merge
-  // the compatible requests queued behind it, up to max_batch_size.
+  // Give each instance the oldest request; with dynamic batching, merge the
+  // compatible requests queued behind it, up to max_batch_size. An instance
+  // takes a second request while it computes (PIPELINE_DEPTH): its thread
+  // then starts the next run at once instead of idling for a round trip
+  // through this event loop, which is busy with gRPC. With dynamic batching
+  // the second slot waits for a full batch, so requests still gather.
   private pump(): void {
-    for (const inst of this.instances) {
-      if (this.queue.length === 0) return;
-      if (inst.busy) continue;
-      const first = this.queue.shift()!;
-      const jobs = [first];
-      if (this.model.dynamicBatching) {
-        let total = first.batch;
-        for (let i = 0; i < this.queue.length && total < this.model.maxBatchSize; ) {
-          const j = this.queue[i];
-          if (total + j.batch <= this.model.maxBatchSize && compatible(first.feeds, j.feeds)) {
-            jobs.push(j);
-            total += j.batch;
-            this.queue.splice(i, 1);
-          } else i++;
+    for (let depth = 1; depth <= PIPELINE_DEPTH; depth++) {
+      for (const inst of this.instances) {
+        if (this.queue.length === 0) return;
+        if (inst.running >= depth) continue;
+        if (depth > 1 && this.model.dynamicBatching && queuedBatch(this.queue) < this.model.maxBatchSize) return;
+        const first = this.queue.shift()!;
+        const jobs = [first];
+        if (this.model.dynamicBatching) {
+          let total = first.batch;
+          for (let i = 0; i < this.queue.length && total < this.model.maxBatchSize; ) {
+            const j = this.queue[i];
+            if (total + j.batch <= this.model.maxBatchSize && compatible(first.feeds, j.feeds)) {
+              jobs.push(j);
+              total += j.batch;
+              this.queue.splice(i, 1);
+            } else i++;
+          }
         }
+        void this.execute(inst, jobs);
       }
-      void this.execute(inst, jobs);
     }
   }
 
   private async execute(inst: OrtInstance, jobs: Job[]): Promise<void> {
-    inst.busy = true;
+    inst.running++;
     const started = now();
     try {
       let feeds = jobs[0].feeds;
@@ -191,7 +202,7 @@ class OnnxVersion extends ServedVersion {
     } catch (e) {
       for (const j of jobs) j.reject(e as Error);
     } finally {
-      inst.busy = false;
+      inst.running--;
       this.pump();
     }
   }

@@ -20,14 +20,15 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** One model instance: an ONNX Runtime session in its own worker thread, one run at a time. */
+/** One model instance: an ONNX Runtime session in its own worker thread, which runs what it is handed one at a time, in order. */
 export class OrtInstance {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
   private exited = false;
-  busy = false;
+  /** runs handed to the thread and not yet answered */
+  running = 0;
   inputNames: string[] = [];
   outputNames: string[] = [];
   readonly ready: Promise<void>;

@@ -27,13 +27,19 @@ try {
   parentPort.postMessage({ ready: false, error: String(e && e.message ? e.message : e) });
 }
 
-parentPort.on("message", async (msg) => {
-  if (msg.close) {
-    await session?.release();
-    parentPort.close();
-    return;
-  }
-  const { id, feeds, fetches } = msg;
+// The server may hand over the next run before this one is answered; runs
+// go one after another, in order, each timed from its own start.
+let tail = Promise.resolve();
+parentPort.on("message", (msg) => {
+  tail = tail.then(() => (msg.close ? close() : execute(msg)));
+});
+
+async function close() {
+  await session?.release();
+  parentPort.close();
+}
+
+async function execute({ id, feeds, fetches }) {
   try {
     const inputs = {};
     for (const f of feeds) inputs[f.name] = new ort.Tensor(f.type, f.data, f.dims);
@@ -60,4 +66,4 @@ parentPort.on("message", async (msg) => {
   } catch (e) {
     parentPort.postMessage({ id, error: String(e && e.message ? e.message : e) });
   }
-});
+}

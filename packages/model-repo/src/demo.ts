@@ -122,11 +122,23 @@ export function buildSnapshotter(o: SnapshotterOptions): Uint8Array {
   const past = g.node("Mul", [snapshot, keep]);
   const joined = g.node("Concat", [past, update], { axis: 2 });
   const next = g.node("Slice", [joined, g.int64s([U]), g.int64s([U + S]), g.int64s([2])]);
-  const idx = new BigInt64Array(batch * kernel);
-  for (let j = 0; j < batch; j++) for (let t = 0; t < kernel; t++) idx[j * kernel + t] = BigInt(j * stride + t);
-  const gathered = g.node("Gather", [next, g.constant(idx, [batch, kernel], "int64", "window_index")], { axis: 2 }); // [1, n_ifo, batch, kernel]
-  const perm = g.node("Transpose", [gathered], { perm: [0, 2, 1, 3] }); // [1, batch, n_ifo, kernel]
-  const windows = g.node("Reshape", [perm, g.int64s([batch, nIfo, kernel])]);
+  let windows: string;
+  if (kernel % stride === 0) {
+    // Windows are runs of kernel/stride consecutive stride-long blocks: cut the
+    // state into blocks, detector-major, and lay kernel/stride shifted views
+    // of it side by side. Plain copies, no index tensor: the snapshotter runs
+    // once per request and its output is the biggest tensor of the stream.
+    const q = kernel / stride;
+    const blocks = g.node("Reshape", [next, g.int64s([nIfo, batch + q - 1, stride])]);
+    const byBlock = g.node("Transpose", [blocks], { perm: [1, 0, 2] }); // [batch + q − 1, n_ifo, stride]
+    const views = Array.from({ length: q }, (_, j) => g.node("Slice", [byBlock, g.int64s([j]), g.int64s([j + batch]), g.int64s([0])]));
+    windows = q === 1 ? views[0] : g.node("Concat", views, { axis: 2 }); // [batch, n_ifo, kernel]
+  } else {
+    const flat = g.node("Reshape", [next, g.int64s([nIfo * S])]);
+    const idx = new BigInt64Array(batch * nIfo * kernel);
+    for (let j = 0; j < batch; j++) for (let c = 0; c < nIfo; c++) for (let t = 0; t < kernel; t++) idx[(j * nIfo + c) * kernel + t] = BigInt(c * S + j * stride + t);
+    windows = g.node("Gather", [flat, g.constant(idx, [batch, nIfo, kernel], "int64", "window_index")], { axis: 0 });
+  }
   g.output(next, "snapshot_out", "float32", [1, nIfo, S]);
   g.output(windows, "windows", "float32", [batch, nIfo, kernel]);
   return g.toBytes(`snapshotter: ${nIfo} ifos, kernel ${kernel}, stride ${stride}, batch ${batch}`);
