@@ -10,7 +10,9 @@
 // plus, to tell the server's share of the gap from the worker's, the server
 // streaming ceiling: synthetic updates through the pool, no worker work.
 // Wall time of a campaign: first job start to last job end (from the job
-// summaries), so process start-up is left out. Needs `npm run build` and Redis
+// summaries), with workers already warm (each set ran a warm-up campaign),
+// so process and thread start-up are left out; the cores each process used
+// meanwhile are printed, from /proc, to show where the time goes. Needs `npm run build` and Redis
 // (REDIS_URL or redis://127.0.0.1:6379). Jobs are shaped as in a campaign:
 // each reads one whole segment and streams four shifts of it (the planner's
 // defaults give jobs of days of livetime; these are the biggest the data
@@ -19,9 +21,10 @@
 // much between runs), so each worker count runs BENCH_REPEAT times (default
 // 3), alternating, and the median ratio is the figure.
 // Env: BENCH_DURATION (s of data), BENCH_SHIFTS, BENCH_REPEAT,
-// BENCH_BATCH, BENCH_TEMPLATES, BENCH_WORKER_ARGS (e.g. "--concurrency 2").
+// BENCH_BATCH, BENCH_TEMPLATES, BENCH_WORKER_ARGS (e.g. "--concurrency 2"),
+// BENCH_NODE_ARGS (node flags for the workers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,7 +58,7 @@ const children = new Set();
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
 
 function child(args) {
-  const p = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const p = spawn(process.execPath, [...(args[0] === "worker" && process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []), CLI, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   p.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
   p.exited = new Promise((r) => p.once("exit", (code) => (children.delete(p), r(code))));
@@ -90,6 +93,23 @@ async function rawRate(model, ms) {
   return wps;
 }
 
+/** CPU seconds of each thread of a process (Linux /proc; empty elsewhere). */
+function threadCpu(pid) {
+  const out = new Map();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      out.set(tid, (Number(f[11]) + Number(f[12])) / 100); // utime + stime, clock ticks (USER_HZ 100)
+    }
+  } catch {
+    // not Linux, or the process is gone
+  }
+  return out;
+}
+const cpuDelta = (a, b) => [...b].map(([tid, t]) => t - (a.get(tid) ?? 0));
+const sum = (xs) => xs.reduce((x, y) => x + y, 0);
+
 const redis = await connectRedis(REDIS_URL);
 try {
   // Data, model, server.
@@ -108,16 +128,11 @@ try {
       `data ${DURATION} s x 2 ifos @ ${FILE_RATE} Hz, ${SHIFTS} shifts + zero lag; 1 server process, workers: ${WORKER_ARGS.join(" ")}`,
   );
 
-  // (a) is measured around each end-to-end run (the machine is shared and noisy):
-  // each run is compared with the mean of the raw rates just before and after it.
-  const detectorModel = join(repo, "detector", "1", "model.onnx");
-  const raw = [await rawRate(detectorModel, 3000)];
-
-  // End-to-end: 1 and 2 worker processes on a campaign each.
-  const e2e = [];
-  const runs = Array.from({ length: REPEAT }, (_, rep) => [1, 2].map((workers) => ({ workers, rep }))).flat();
-  for (const { workers, rep } of runs) {
-    const name = `bench-w${workers}-r${rep}`;
+  // End-to-end: 1 and 2 worker processes. Each set of workers is started
+  // once and warmed up on a campaign of its own (processor threads, module
+  // loading, JIT), then runs its measured campaigns: the steady state of a
+  // campaign of thousands of jobs, not the first seconds of one.
+  const campaignFile = (name) => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
@@ -131,9 +146,15 @@ postprocess: { integration_window: 1, cluster_window: 4 }
 output: out-${name}
 `,
     );
-    const { campaign, plan } = await prepareCampaign(file);
+    return file;
+  };
+  /** Submits a campaign and waits for it; CPU seconds per thread from its first active job to its end. */
+  const runCampaign = async (name, procs) => {
+    const { campaign, plan } = await prepareCampaign(campaignFile(name));
     await submitCampaign({ redis, prefix, campaign, plan });
-    const procs = Array.from({ length: workers }, () => child(["worker", name, "--lock", "30", ...WORKER_ARGS]));
+    for (let s = await campaignStatus(redis, prefix, name); !s.jobs.active && !s.done; s = await campaignStatus(redis, prefix, name)) await new Promise((r) => setTimeout(r, 20));
+    const cpu0 = [server, ...procs].map((p) => threadCpu(p.pid));
+    const t0 = performance.now();
     for (;;) {
       const s = await campaignStatus(redis, prefix, name);
       if (s.done) {
@@ -143,8 +164,29 @@ output: out-${name}
       if (procs.some((p) => p.exitCode !== null)) throw new Error(`${name}: a worker exited: ${procs.map((p) => p.tail()).join("\n")}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    for (const p of procs) p.kill("SIGTERM");
-    await Promise.all(procs.map((p) => p.exited));
+    const cpuWall = (performance.now() - t0) / 1000;
+    const [serverCpu, ...workerCpu] = [server, ...procs].map((p, i) => cpuDelta(cpu0[i], threadCpu(p.pid)));
+    return { cpuWall, serverCpu, workerCpu };
+  };
+  const workerSets = new Map();
+  for (const workers of [1, 2]) {
+    const names = [`bench-w${workers}-warm`, ...Array.from({ length: REPEAT }, (_, rep) => `bench-w${workers}-r${rep}`)];
+    const procs = Array.from({ length: workers }, () => child(["worker", ...names, "--lock", "30", ...WORKER_ARGS]));
+    await runCampaign(names[0], procs);
+    workerSets.set(workers, procs);
+  }
+
+  // (a) is measured around each end-to-end run (the machine is shared and noisy):
+  // each run is compared with the mean of the raw rates just before and after it.
+  const detectorModel = join(repo, "detector", "1", "model.onnx");
+  const raw = [await rawRate(detectorModel, 3000)];
+
+  const e2e = [];
+  const runs = Array.from({ length: REPEAT }, (_, rep) => [1, 2].map((workers) => ({ workers, rep }))).flat();
+  for (const { workers, rep } of runs) {
+    const name = `bench-w${workers}-r${rep}`;
+    const procs = workerSets.get(workers);
+    const { cpuWall, serverCpu, workerCpu } = await runCampaign(name, procs);
     const results = Object.values(await redis.hgetall(campaignKeys(prefix, name).results)).map((v) => JSON.parse(v));
     const start = Math.min(...results.map((r) => r.finished_at - r.timings.total_s * 1000));
     const end = Math.max(...results.map((r) => r.finished_at));
@@ -153,9 +195,18 @@ output: out-${name}
     const inferences = results.reduce((a, r) => a + r.timings.inferences, 0);
     e2e.push({ workers, rep, jobs: results.length, wall, livetime, inferences, rate: livetime / wall });
     raw.push(await rawRate(detectorModel, 3000));
-    const sum = (k) => results.reduce((a, r) => a + (r.timings[k] ?? 0), 0);
-    console.log(`  (${name}: job time read+whiten ${sum("read_whiten_s").toFixed(2)} s, infer ${sum("infer_s").toFixed(2)} s, total ${sum("total_s").toFixed(2)} s)`);
+    const timing = (k) => results.reduce((a, r) => a + (r.timings[k] ?? 0), 0);
+    // Where the cores went: the busiest server thread is the detector's ONNX Runtime session.
+    const cores = (xs) => (sum(xs) / cpuWall).toFixed(2);
+    const busiest = Math.max(0, ...serverCpu);
+    const share = serverCpu.length
+      ? `; cores used: server detector thread ${(busiest / cpuWall).toFixed(2)}, rest of server ${((sum(serverCpu) - busiest) / cpuWall).toFixed(2)}, worker${workers > 1 ? "s" : ""} ${cores(workerCpu.flat())}`
+      : "";
+    console.log(`  (${name}: job time read+whiten ${timing("read_whiten_s").toFixed(2)} s, infer ${timing("infer_s").toFixed(2)} s, total ${timing("total_s").toFixed(2)} s${share})`);
   }
+
+  for (const procs of workerSets.values()) for (const p of procs) p.kill("SIGTERM");
+  await Promise.all([...workerSets.values()].flat().map((p) => p.exited));
 
   // What the server path itself delivers: synthetic updates through the kserve
   // pool, as many sequences and requests in flight as one worker keeps, no worker work.

@@ -80,6 +80,9 @@ export class StreamingModel implements DetectionModel {
     const nIfo = channels.length;
     const need = first + count; // outputs from the stream start
     const requests = Math.ceil(need / this.batch);
+    // The sequence starts (zero state) at the last request boundary before
+    // the first window's earliest sample: earlier requests feed no window asked for.
+    const r0 = Math.max(0, Math.floor(((first + 1) * this.stride - this.kernel) / U));
     const seq = this.pool.openSequence({
       model: this.model,
       version: this.opts.version,
@@ -90,7 +93,7 @@ export class StreamingModel implements DetectionModel {
     const inflight = Math.max(1, this.opts.inflight ?? 4);
     const pending: Array<Promise<void>> = [];
     let failure: unknown;
-    for (let r = 0; r < requests && failure === undefined; r++) {
+    for (let r = r0; r < requests && failure === undefined; r++) {
       if (signal?.aborted) {
         failure = signal.reason;
         break;

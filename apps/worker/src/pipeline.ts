@@ -175,7 +175,12 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     const lo_ = circular ? p.segment[0] : T0 + Math.min(...shifts.map((s) => s.v[i]));
     const hi_ = circular ? p.segment[1] : lastEnd + Math.max(...shifts.map((s) => s.v[i]));
     const analysed = new SegmentList([shifts[0].out]);
-    readers.push(await openPiece(id, ctx, ifo, p, [lo_, hi_], injected, analysed));
+    try {
+      readers.push(await openPiece(id, ctx, ifo, p, [lo_, hi_], injected, analysed));
+    } catch (e) {
+      for (const r of readers) r.close();
+      throw e;
+    }
   }
   const pieces = readers.map((r) => r.piece);
   const strainSeconds = pieces.reduce((a, pc) => a + pc.data.length / fs, 0);
@@ -198,6 +203,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     } catch (e) {
       for (const pc of pieces) pc.fail(e);
       throw e;
+    } finally {
+      for (const r of readers) r.close();
     }
   })();
   reading.catch(() => {}); // awaited below; its failure also reaches the waiting shifts
@@ -208,30 +215,42 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   let done = 0;
   let inferences = 0;
   const tInfer = performance.now();
+  // A job with fewer shifts than sequences (zero lag has one) streams each
+  // shift in consecutive parts, one sequence each, so the servers see as
+  // many streams as usual; a part starts with zeroed state early enough that
+  // its outputs see only real samples (exactly the outputs of one stream).
+  const partsPerShift = shifts.length < (o.concurrency ?? 4) ? Math.ceil((o.concurrency ?? 4) / shifts.length) : 1;
   const streaming = Promise.all(
-    shifts.map((s) =>
-      limit(async () => {
-        o.signal?.throwIfAborted();
-        const nOut = Math.round((s.out[1] - s.out[0]) * isr);
-        if (nOut <= 0) return { s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0 };
-        const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
-        const N = J * stride;
-        const channels = pieces.map((pc, i) =>
-          circular ? wrappedChannel(pc, p.segment, T0 + s.v[i], N, fs) : sliceChannel(pc, Math.round((T0 + s.v[i] - pc.start) * fs), N),
-        );
-        const first = Math.max(m - 1, warm - w); // earliest output the integration uses: only whole windows
-        const y = await o.model.run(channels, first, J - first, o.signal);
-        inferences += J - first;
-        const z = integrate(y, w);
-        const keep = z.subarray(z.length - nOut); // samples at outStart .. outEnd
-        const c = cluster(keep, windowSamples(spec.postprocess.cluster_window, isr));
-        const offset = inf.kernel_length / 2 + spec.postprocess.integration_window / 2;
-        const times = Float64Array.from(c.index, (q) => outStart + q / isr - offset);
-        done++;
-        o.onProgress?.({ shiftsDone: done, shifts: shifts.length, inferences });
-        return { s, times, stats: c.detection_statistic, livetime: nOut / isr };
-      }),
-    ),
+    shifts.map(async (s) => {
+      o.signal?.throwIfAborted();
+      const nOut = Math.round((s.out[1] - s.out[0]) * isr);
+      if (nOut <= 0) return { s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0 };
+      const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
+      const N = J * stride;
+      const channels = pieces.map((pc, i) =>
+        circular ? wrappedChannel(pc, p.segment, T0 + s.v[i], N, fs) : sliceChannel(pc, Math.round((T0 + s.v[i] - pc.start) * fs), N),
+      );
+      const first = Math.max(m - 1, warm - w); // earliest output the integration uses: only whole windows
+      const y = new Float32Array(J - first);
+      const parts = splitOutputs(J - first, partsPerShift, o.model.batch);
+      await Promise.all(
+        parts.map(([a, n]) =>
+          limit(async () => {
+            o.signal?.throwIfAborted();
+            y.set(await o.model.run(channels, first + a, n, o.signal), a);
+            inferences += n;
+          }),
+        ),
+      );
+      const z = integrate(y, w);
+      const keep = z.subarray(z.length - nOut); // samples at outStart .. outEnd
+      const c = cluster(keep, windowSamples(spec.postprocess.cluster_window, isr));
+      const offset = inf.kernel_length / 2 + spec.postprocess.integration_window / 2;
+      const times = Float64Array.from(c.index, (q) => outStart + q / isr - offset);
+      done++;
+      o.onProgress?.({ shiftsDone: done, shifts: shifts.length, inferences });
+      return { s, times, stats: c.detection_statistic, livetime: nOut / isr };
+    }),
   );
   streaming.catch((e) => stopReading.abort(e)); // a failed shift fails the job: stop reading
   const [perShift] = await Promise.all([streaming, reading]);
@@ -294,10 +313,24 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   };
 }
 
+/** Requests' worth of outputs below which a shift is not split into parts: each part re-sends up to one request of history. */
+const MIN_PART_REQUESTS = 8;
+
+/** [offset, count] of up to `parts` consecutive ranges covering `count` outputs, whole requests each but the last. */
+function splitOutputs(count: number, parts: number, batch: number): Array<[number, number]> {
+  const n = Math.max(1, Math.min(parts, Math.floor(count / (batch * MIN_PART_REQUESTS))));
+  const size = Math.ceil(count / n / batch) * batch;
+  const out: Array<[number, number]> = [];
+  for (let a = 0; a < count; a += size) out.push([a, Math.min(size, count - a)]);
+  return out;
+}
+
 export interface PieceReader {
   piece: Piece;
   /** reads, resamples and whitens the next step into the piece; false once it is full */
   step(): Promise<boolean>;
+  /** releases the open data file (done by the last step; needed when reading stops early) */
+  close(): void;
 }
 
 /**
@@ -356,7 +389,13 @@ export async function openPiece(
   };
   const whitenOpts = { sampleRate: fs, psdLength: inf.psd_length, fduration: inf.fduration, highpass: inf.highpass };
 
-  const psdSlice = await read(Math.max(s, p.span[0]), Math.min(e, p.span[0] + inf.psd_length), "PSD burn-in");
+  let psdSlice;
+  try {
+    psdSlice = await read(Math.max(s, p.span[0]), Math.min(e, p.span[0] + inf.psd_length), "PSD burn-in");
+  } catch (err) {
+    stream.close();
+    throw err;
+  }
   const psdData = factor > 1 ? decimate(psdSlice.data, factor) : psdSlice.data;
   const a = Math.max(s, range[0] - pad);
   const b = Math.min(e, range[1] + pad);
@@ -384,11 +423,13 @@ export async function openPiece(
   };
   return {
     piece,
+    close: () => stream.close(),
     async step() {
       if (t >= b) return false;
       const next = Math.min(b, t + READ_STEP_S);
       const slice = await read(t, next, "analysis");
       t = next;
+      if (t >= b) stream.close();
       feed(decimator ? decimator.push(slice.data) : slice.data);
       if (t >= b) {
         if (decimator) feed(decimator.flush());

@@ -61,6 +61,9 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
+/** How often the worker looks for new (or not yet submitted) campaigns. */
+const REFRESH_MS = 2000;
+
 const PROCESSOR = fileURLToPath(new URL("./processor.js", import.meta.url));
 const AGGREGATE = fileURLToPath(new URL("./aggregate-thread.js", import.meta.url));
 
@@ -189,15 +192,24 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     o.log.info({ campaign, concurrency: o.concurrency ?? 1 }, "consuming");
   };
 
+  // Campaigns named on the command line may not be submitted yet (a batch
+  // system can start workers before the coordinator runs): they are looked
+  // for again, like new campaigns in the registry, until they appear.
+  const awaited = new Set<string>();
   const refresh = async () => {
     const names = o.campaigns?.length ? o.campaigns : await listCampaigns(o.redis, o.prefix);
     for (const name of names) {
+      if (workers.has(name)) continue;
       const meta = await readMeta(o.redis, o.prefix, name);
       if (meta && meta.state !== "cancelled") attach(name);
+      else if (o.campaigns?.length && !awaited.has(name)) {
+        awaited.add(name);
+        o.log.info({ campaign: name }, meta ? "campaign is cancelled: waiting for a resubmission" : "campaign not submitted yet: waiting for it");
+      }
     }
   };
   await refresh();
-  const timer = o.campaigns?.length ? undefined : setInterval(() => void refresh().catch(() => {}), 5000);
+  const timer = setInterval(() => void refresh().catch(() => {}), REFRESH_MS);
 
   let closing: Promise<void> | undefined;
   return {

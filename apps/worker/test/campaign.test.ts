@@ -25,9 +25,11 @@ let server: RunningServer;
 let plan: Plan;
 let campaignYaml: (name: string, background: string) => string;
 
-async function drain(campaign: string) {
+/** Starts a worker for the campaign, then (when given) submits it, and waits until it is done. */
+async function drain(campaign: string, submit?: () => Promise<unknown>) {
   const w = await startWorker({ redis, redisUrl: REDIS_URL, prefix, campaigns: [campaign], concurrency: 2, log });
   try {
+    await submit?.();
     const deadline = Date.now() + 150_000;
     let s = await campaignStatus(redis, prefix, campaign);
     while (!s.done && Date.now() < deadline) {
@@ -131,8 +133,8 @@ describe("workers on a real Redis and the embedded server", () => {
     const prepared = await prepareCampaign(file);
     const p = prepared.plan;
     expect(p.livetime.background_s).toBe(2 * p.livetime.foreground_s); // circular: every shift keeps all of it
-    await submitCampaign({ redis, prefix, campaign: prepared.campaign, plan: p });
-    const s = await drain("wcirc");
+    // The worker starts before the campaign is submitted (as a batch system may start it) and picks it up.
+    const s = await drain("wcirc", () => submitCampaign({ redis, prefix, campaign: prepared.campaign, plan: p }));
     expect(s.jobs.failed).toBe(0);
     expect(s.done).toBe(true);
     expect(s.livetime.background_s).toBe(p.livetime.background_s);

@@ -72,6 +72,9 @@ export class DetectorStream {
   readonly unreadable: readonly StrainFileError[];
   readonly #t0: number; // sample grid origin
   readonly #xspacing: number;
+  // The file read last stays open: a job reads its range in consecutive
+  // steps, and opening an HDF5 file costs more than reading a step of it.
+  #held: { info: StrainFileInfo; file: H5File } | undefined;
 
   private constructor(ifo: string, files: StrainFileInfo[], unreadable: StrainFileError[] = []) {
     this.ifo = ifo;
@@ -120,7 +123,11 @@ export class DetectorStream {
       }
     }
     const stream = new DetectorStream(ifo, infos, unreadable);
-    await stream.#checkOverlaps();
+    try {
+      await stream.#checkOverlaps();
+    } finally {
+      stream.close();
+    }
     return stream;
   }
 
@@ -157,12 +164,22 @@ export class DetectorStream {
   /** Samples [lo, hi) of the grid from one file (clipped by the caller). */
   async #readFile(f: StrainFileInfo, lo: number, hi: number): Promise<Float64Array> {
     const [s] = this.#fileRange(f);
-    const h = await openH5(f.path, "r");
-    try {
-      return readSlice(h, f.path, lo - s, hi - s);
-    } finally {
-      closeQuietly(h);
+    if (this.#held?.info !== f) {
+      this.close();
+      this.#held = { info: f, file: await openH5(f.path, "r") };
     }
+    try {
+      return readSlice(this.#held.file, f.path, lo - s, hi - s);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** Closes the file kept open between reads (a later read opens it again). */
+  close(): void {
+    closeQuietly(this.#held?.file);
+    this.#held = undefined;
   }
 
   /** GPS span of the files (first start to last end). */
