@@ -46,12 +46,18 @@ const RESAMPLE_PAD = 1;
  */
 const READ_STEP_S = 16;
 
+/** Seconds of strain the reader stays ahead of what the job's shifts ask for. */
+const READ_AHEAD_S = 4 * READ_STEP_S;
+
 /** A detector's whitened strain over the job's range, filled by the reader step by step. */
 export class Piece {
   /** samples [0, filled) are final */
   filled = 0;
+  /** the furthest sample a shift has asked for */
+  wanted = 0;
   #failure: { error: unknown } | undefined;
   #waiting: Array<{ n: number; resolve: () => void; reject: (e: unknown) => void }> = [];
+  #onDemand: (() => void) | undefined;
   constructor(
     readonly ifo: string,
     /** GPS of data[0] at the analysis rate */
@@ -60,6 +66,10 @@ export class Piece {
   ) {}
 
   until(n: number): Promise<void> | undefined {
+    if (n > this.wanted) {
+      this.wanted = n;
+      this.#onDemand?.();
+    }
     if (this.#failure) return Promise.reject(this.#failure.error);
     if (n <= this.filled) return undefined;
     return new Promise((resolve, reject) => this.#waiting.push({ n, resolve, reject }));
@@ -70,6 +80,11 @@ export class Piece {
     this.data.set(m === y.length ? y : y.subarray(0, m), this.filled);
     this.filled += m;
     this.#waiting = this.#waiting.filter((w) => (w.n <= this.filled ? (w.resolve(), false) : true));
+  }
+
+  /** resolves when a shift asks for more than it did (the reader paces itself by it) */
+  demand(): Promise<void> {
+    return new Promise((resolve) => (this.#onDemand = () => ((this.#onDemand = undefined), resolve())));
   }
 
   fail(error: unknown): void {
@@ -186,10 +201,20 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const strainSeconds = pieces.reduce((a, pc) => a + pc.data.length / fs, 0);
   let readS = (performance.now() - tRead) / 1000;
   const stopReading = new AbortController();
+  // The reader keeps READ_AHEAD_S ahead of the furthest sample the shifts ask
+  // for, not as far as it can: reading in a burst at a job's start takes the
+  // cores the servers need (on a node shared with them) when they need them.
+  let paced = true;
+  let streamed: () => void = () => {};
+  const streamingDone = new Promise<void>((r) => (streamed = r));
+  const ahead = Math.round(READ_AHEAD_S * fs);
   const reading = (async () => {
     try {
       // Detectors in step, so every shift's channels fill together.
       for (let more = true; more; ) {
+        while (paced && pieces.every((pc) => pc.filled >= Math.min(pc.data.length, pc.wanted + ahead))) {
+          await Promise.race([streamingDone, ...pieces.map((pc) => pc.demand())]);
+        }
         more = false;
         for (const r of readers) {
           o.signal?.throwIfAborted();
@@ -253,6 +278,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     }),
   );
   streaming.catch((e) => stopReading.abort(e)); // a failed shift fails the job: stop reading
+  // Once every shift is through, what is left of the pieces (filter padding) is read unpaced.
+  void streaming.finally(() => ((paced = false), streamed())).catch(() => {});
   const [perShift] = await Promise.all([streaming, reading]);
   const inferS = (performance.now() - tInfer) / 1000;
   o.signal?.throwIfAborted();
