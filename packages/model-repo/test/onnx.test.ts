@@ -87,8 +87,12 @@ describe("demo detector", () => {
 });
 
 describe("snapshotter", () => {
-  it("keeps the last kernel+(batch-1)·stride samples and unfolds batch windows stride apart", async () => {
-    const o = { nIfo: 2, kernel: 16, stride: 4, batch: 3 };
+  // kernel a multiple of stride (windows cut from stride blocks), equal to it, and not a multiple (gathered)
+  it.each([
+    { nIfo: 2, kernel: 16, stride: 4, batch: 3 },
+    { nIfo: 2, kernel: 4, stride: 4, batch: 3 },
+    { nIfo: 2, kernel: 10, stride: 4, batch: 3 },
+  ])("keeps the last kernel+(batch-1)·stride samples and unfolds batch windows stride apart: kernel $kernel, stride $stride", async (o) => {
     const S = snapshotSize(o);
     const U = o.stride * o.batch;
     const s = await session(buildSnapshotter(o));
@@ -106,14 +110,14 @@ describe("snapshotter", () => {
       });
       state = out.snapshot_out.data as Float32Array<ArrayBuffer>;
       const windows = out.windows.data as Float32Array;
-      expect(out.windows.dims).toEqual([3, 2, 16]);
+      expect(out.windows.dims).toEqual([3, 2, o.kernel]);
       const end = (step + 1) * U; // samples seen so far
       for (let j = 0; j < o.batch; j++)
         for (let i = 0; i < 2; i++)
           for (let t = 0; t < o.kernel; t++) {
             const pos = end - S + j * o.stride + t; // position in the stream; < 0 is the zero past
             const want = pos < 0 ? 0 : stream[i][pos];
-            expect(windows[(j * 2 + i) * 16 + t]).toBe(want);
+            expect(windows[(j * 2 + i) * o.kernel + t]).toBe(want);
           }
     }
     // START=1 discards whatever state is passed in.
