@@ -18,6 +18,8 @@ export interface JobContext {
   injections?: InjectionSet;
   /** the campaign's jobs by id, rebuilt from its metadata: payloads read from Redis are checked against it */
   planned?: ReadonlyMap<string, JobPayload>;
+  /** each detector's data files, opened once for the jobs of this context (filled by the jobs) */
+  streams?: Map<string, Promise<DetectorStream>>;
 }
 
 /** A job that cannot succeed however often it is retried (bad data, bad payload). */
@@ -395,8 +397,7 @@ export async function openPiece(
   if (!files?.length) throw new PermanentJobError(`job ${id}: no data files for ${ifo} in the campaign metadata`);
   let stream: DetectorStream;
   try {
-    // A file damaged after planning fails only the jobs that need its time.
-    stream = await DetectorStream.open(files, { ifo, skipUnreadable: true });
+    stream = await detectorStream(ctx, ifo, files);
   } catch (e) {
     throw new PermanentJobError(`job ${id}: ${ifo}: ${(e as Error).message}`);
   }
@@ -467,6 +468,24 @@ export async function openPiece(
       return t < b;
     },
   };
+}
+
+/**
+ * A detector's data files, opened (metadata and DQ masks read) once per
+ * campaign context rather than once per job: a campaign over weeks has
+ * hundreds of files per detector. A file found unreadable reads as a gap, so
+ * it fails only the jobs that need its time; one damaged later fails them
+ * when they read it.
+ */
+function detectorStream(ctx: JobContext, ifo: string, files: string[]): Promise<DetectorStream> {
+  const streams = (ctx.streams ??= new Map());
+  let s = streams.get(ifo);
+  if (!s) {
+    s = DetectorStream.open(files, { ifo, skipUnreadable: true });
+    s.catch(() => streams.delete(ifo)); // tried again by the next job
+    streams.set(ifo, s);
+  }
+  return s;
 }
 
 /** For each event, the injection (added in this job) within ±window of it, else −1. */

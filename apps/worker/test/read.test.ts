@@ -2,7 +2,7 @@
 // shifts stream. The steps must give exactly what reading the whole range
 // at once and filtering it as one array gives.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SegmentList } from "@timeslide/segments";
@@ -84,5 +84,28 @@ describe("reading a job's strain step by step", () => {
     reader.piece.fail(new Error("disk gone"));
     await expect(late).rejects.toThrow("disk gone");
     await expect(reader.piece.until(reader.piece.data.length)).rejects.toThrow("disk gone");
+  });
+
+  it("jobs of one context open each detector's files once; a file damaged since fails only the reads that need it", async () => {
+    // A copy of the data: this test damages a file.
+    const own = { H1: files.H1.map((f, i) => join(dir, `copy-${i}.hdf5`)) };
+    files.H1.forEach((f, i) => copyFileSync(f, own.H1[i]));
+    const ctx = { campaign: "t", spec: { data: { sample_rate: FS }, inference }, files: own, output: dir } as unknown as JobContext;
+    const payload = { kind: "background", segment: [start, start + 300], span: [start, start + 300] } as unknown as JobPayload;
+    const drain = async (range: [number, number]) => {
+      const reader = await openPiece("t", ctx, "H1", payload, range, new Set(), new SegmentList([]));
+      while (await reader.step());
+      return reader.piece;
+    };
+    await drain([start + 20, start + 90]);
+    const opened = ctx.streams?.get("H1");
+    expect(opened).toBeInstanceOf(Promise);
+    // The last file (its time: [start + 200, start + 300)) is cut short after the files were opened.
+    const last = own.H1.find((f) => f.includes("copy-2"))!;
+    writeFileSync(last, readFileSync(last).subarray(0, 4096));
+    await expect(drain([start + 220, start + 280])).rejects.toThrow(/truncated|unreadable/);
+    const early = await drain([start + 30, start + 150]);
+    expect(early.filled).toBe(early.data.length);
+    expect(ctx.streams?.get("H1")).toBe(opened); // the same stream throughout
   });
 });

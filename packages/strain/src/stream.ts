@@ -165,8 +165,9 @@ export class DetectorStream {
   async #readFile(f: StrainFileInfo, lo: number, hi: number): Promise<Float64Array> {
     const [s] = this.#fileRange(f);
     if (this.#held?.info !== f) {
-      this.close();
-      this.#held = { info: f, file: await openH5(f.path, "r") };
+      const file = await openH5(f.path, "r");
+      this.close(); // whatever is held now: another read may have opened a file meanwhile
+      this.#held = { info: f, file };
     }
     try {
       return readSlice(this.#held.file, f.path, lo - s, hi - s);
