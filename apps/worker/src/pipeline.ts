@@ -238,7 +238,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   o.log?.debug({ shifts: shifts.length, strain_s: strainSeconds }, "streaming shifts while reading");
 
   // Stream every shift; several sequences in flight.
-  const limit = pLimit(Math.max(1, o.concurrency ?? 4));
+  const sequences = Math.max(1, o.concurrency ?? 4);
+  const limit = pLimit(sequences);
   let done = 0;
   let inferences = 0;
   const tInfer = performance.now();
@@ -246,7 +247,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   // shift in consecutive parts, one sequence each, so the servers see as
   // many streams as usual; a part starts with zeroed state early enough that
   // its outputs see only real samples (exactly the outputs of one stream).
-  const partsPerShift = shifts.length < (o.concurrency ?? 4) ? Math.ceil((o.concurrency ?? 4) / shifts.length) : 1;
+  const partsPerShift = shifts.length < sequences ? Math.ceil(sequences / shifts.length) : 1;
   const streaming = Promise.all(
     shifts.map(async (s) => {
       o.signal?.throwIfAborted();
