@@ -1,9 +1,9 @@
 import pLimit from "p-limit";
 import type { Logger } from "pino";
-import { SegmentList, maxLightTravelTime, type LivetimeOptions } from "@timeslide/segments";
+import { SegmentList } from "@timeslide/segments";
 import { dirname, resolve } from "node:path";
-import { JOB_ID_PATTERN, shiftIndices, shiftOutputSpan, type JobPayload, type JobSummary, type CampaignSpec } from "@timeslide/campaign";
-import { DetectorStream, Decimator, Whitener, welchPsd, decimate, decimationFactor, injectInto, type InjectionSet } from "@timeslide/strain";
+import { JOB_ID_PATTERN, livetimeOptionsOf, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary } from "@timeslide/campaign";
+import { BadSegmentError, DetectorStream, injectInto, openWhitenedStrain, segmentEdge, type InjectionSet, type WhitenedStrain } from "@timeslide/strain";
 import { integrate, cluster, windowSamples, writeEvents } from "@timeslide/stats";
 import type { Channel, DetectionModel } from "./inference.js";
 
@@ -12,6 +12,8 @@ export interface JobContext {
   campaign: string;
   spec: CampaignSpec;
   shiftTable: number[][];
+  /** s lost at each segment's end, as planned (the stored plan's edge_s) */
+  edge: number;
   /** data files per detector */
   files: Record<string, string[]>;
   output: string;
@@ -36,9 +38,6 @@ export interface RunOptions {
   /** aborts the job (shutdown past its grace period): the promise rejects with the signal's reason */
   signal?: AbortSignal;
 }
-
-/** Extra read (s) each side of a piece for the decimation filter's support. */
-const RESAMPLE_PAD = 1;
 
 /**
  * Seconds of strain read, resampled and whitened per step of a job's reader.
@@ -107,17 +106,18 @@ function sliceChannel(pc: Piece, off: number, N: number): Channel {
 }
 
 /**
- * N samples of a detector whose stream wraps within its segment [s, e),
- * starting at (own) time t: sample n is at s + ((t − s + n/fs) mod L).
+ * N samples of a detector whose stream wraps within the valid ring [a, b) of
+ * its segment (DESIGN.md: [s + edge, e − edge)), starting at (own) time t:
+ * sample n is at a + ((t − a + n/fs) mod (b − a)).
  */
-function wrappedChannel(pc: Piece, segment: readonly [number, number], t: number, N: number, fs: number): Channel {
-  const L = Math.round((segment[1] - segment[0]) * fs);
-  const base = Math.round((segment[0] - pc.start) * fs);
-  if (base < 0 || base + L > pc.data.length) throw new Error(`internal: circular slide needs the whole segment [${segment[0]}, ${segment[1]})`);
-  const k0 = ((Math.round((t - segment[0]) * fs) % L) + L) % L;
+function wrappedChannel(pc: Piece, ring: readonly [number, number], t: number, N: number, fs: number): Channel {
+  const L = Math.round((ring[1] - ring[0]) * fs);
+  const base = Math.round((ring[0] - pc.start) * fs);
+  if (base < 0 || base + L > pc.data.length) throw new Error(`internal: circular slide needs the whole ring [${ring[0]}, ${ring[1]})`);
+  const k0 = ((Math.round((t - ring[0]) * fs) % L) + L) % L;
   return {
     length: N,
-    // The wrapped part lies before k0: it is there once the segment's end is.
+    // The wrapped part lies before k0: it is there once the ring's end is.
     ready: (n) => pc.until(base + Math.min(L, k0 + n)),
     copyTo: (dst, at, a, b) => {
       while (a < b) {
@@ -128,15 +128,6 @@ function wrappedChannel(pc: Piece, segment: readonly [number, number], t: number
         a += m;
       }
     },
-  };
-}
-
-export function livetimeOptionsOf(spec: CampaignSpec): LivetimeOptions {
-  return {
-    psdLength: spec.inference.psd_length,
-    inferenceSamplingRate: spec.inference.inference_sampling_rate,
-    circular: spec.background.circular,
-    minSeparation: maxLightTravelTime(spec.ifos).seconds,
   };
 }
 
@@ -164,7 +155,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     throw new PermanentJobError(
       `job ${id}: the model's geometry (kernel ${o.model.kernel}, stride ${o.model.stride} samples) does not match the campaign (kernel ${kernel}, stride ${stride} at ${fs} Hz)`,
     );
-  const lo = livetimeOptionsOf(spec);
+  const lo = livetimeOptionsOf(spec, ctx.edge);
   const ifos = spec.ifos;
   const shifts = shiftIndices(p).map((k) => {
     const v = ctx.shiftTable[k];
@@ -175,10 +166,12 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   // Warm-up before the first output: whole windows, and the integration's history.
   const m = Math.ceil(inf.kernel_length * isr - 1e-9);
   const w = windowSamples(spec.postprocess.integration_window, isr);
-  const warm = Math.max(m, Math.min(m + w - 1, Math.floor((inf.psd_length - inf.fduration / 2) * isr + 1e-9)));
+  // The stream starts no earlier than s + edge, where whitened strain has full support.
+  const warm = Math.max(m, Math.min(m + w - 1, Math.floor((inf.psd_length - ctx.edge) * isr + 1e-9)));
   const outStart = p.span[0] + inf.psd_length;
   const T0 = outStart - warm / isr; // reference-time start of every shift's stream
-  const lastEnd = Math.max(...shifts.map((s) => s.out[1]));
+  const live = shifts.filter((s) => s.out[1] > s.out[0]);
+  const ring: [number, number] = [p.segment[0] + ctx.edge, p.segment[1] - ctx.edge];
 
   // Read, resample and whiten each detector once for all shifts of the job,
   // step by step while the shifts stream (each waits for the samples it needs).
@@ -188,12 +181,19 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const readers: PieceReader[] = [];
   for (const [i, ifo] of ifos.entries()) {
     o.signal?.throwIfAborted();
-    // Circular slides wrap each detector within the segment: read it whole.
-    const lo_ = circular ? p.segment[0] : T0 + Math.min(...shifts.map((s) => s.v[i]));
-    const hi_ = circular ? p.segment[1] : lastEnd + Math.max(...shifts.map((s) => s.v[i]));
+    // Circular slides wrap each detector within the segment's valid ring: read it whole.
+    let range: [number, number] = ring;
+    if (!circular) {
+      range = [Infinity, -Infinity];
+      for (const s of live) {
+        range[0] = Math.min(range[0], T0 + s.v[i]);
+        range[1] = Math.max(range[1], s.out[1] + s.v[i]);
+      }
+      if (!live.length) range = [T0, T0];
+    }
     const analysed = new SegmentList([shifts[0].out]);
     try {
-      readers.push(await openPiece(id, ctx, ifo, p, [lo_, hi_], injected, analysed));
+      readers.push(await openPiece(id, ctx, ifo, p, range, injected, analysed));
     } catch (e) {
       for (const r of readers) r.close();
       throw e;
@@ -256,7 +256,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
       const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
       const N = J * stride;
       const channels = pieces.map((pc, i) =>
-        circular ? wrappedChannel(pc, p.segment, T0 + s.v[i], N, fs) : sliceChannel(pc, Math.round((T0 + s.v[i] - pc.start) * fs), N),
+        circular ? wrappedChannel(pc, ring, T0 + s.v[i], N, fs) : sliceChannel(pc, Math.round((T0 + s.v[i] - pc.start) * fs), N),
       );
       const first = Math.max(m - 1, warm - w); // earliest output the integration uses: only whole windows
       const y = new Float32Array(J - first);
@@ -376,11 +376,10 @@ function writeError(id: string, path: string, e: unknown): unknown {
 
 /**
  * Detector `ifo`'s whitened strain over [range) (its own GPS), at the
- * analysis rate: PSD from the first psd_length s of the job's span (so every
- * shift of the job sees one whitening filter), filter applied to the range
- * padded for the filter and the resampler, clamped to the segment. The PSD
- * span is read here, the range by the reader's steps; streaming resampling
- * and whitening give exactly the whole-array results.
+ * analysis rate, through the strain pipeline (packages/strain): PSD from the
+ * first psd_length s of the job's span (so every shift of the job sees one
+ * whitening filter), only samples whose filters had full support in the
+ * segment. The PSD span is read here, the range by the reader's steps.
  */
 export async function openPiece(
   id: string,
@@ -402,71 +401,50 @@ export async function openPiece(
   } catch (e) {
     throw new PermanentJobError(`job ${id}: ${ifo}: ${(e as Error).message}`);
   }
-  const factor = decimationFactor(stream.sampleRate, fs);
-  const pad = (factor > 1 ? RESAMPLE_PAD : 0) + inf.fduration / 2;
-  const [s, e] = p.segment;
-  const read = async (a: number, b: number, what: string) => {
-    const slice = await stream.read(a, b);
-    if (slice.gaps.length) {
-      const g = slice.gaps.segments[0];
-      throw new PermanentJobError(
-        `job ${id}: ${ifo} has no valid data (NaN or no file) at [${g.start}, ${g.end}) inside the good segment [${s}, ${e}) (${what})` +
-          (stream.unreadable.length ? `; unreadable: ${stream.unreadable.map((u) => u.message).join("; ")}` : ""),
-      );
-    }
-    return slice;
-  };
-  const whitenOpts = { sampleRate: fs, psdLength: inf.psd_length, fduration: inf.fduration, highpass: inf.highpass };
-
-  let psdSlice;
+  const edge = segmentEdge(stream.sampleRate, fs, inf.fduration);
+  if (edge > ctx.edge + 1e-9)
+    throw new PermanentJobError(
+      `job ${id}: ${ifo}'s files are at ${stream.sampleRate} Hz, whose resampling needs an edge of ${edge} s; the plan has ${ctx.edge} s (data changed since submit?)`,
+    );
+  // Injections: only those whose time the job analyses (one near the edge of
+  // the span belongs to the neighbouring job, and is counted there).
+  const set = p.kind === "injection" ? ctx.injections : undefined;
+  const inject = set
+    ? (start: number, sampleRate: number, data: Float64Array, part: "psd" | "analysis") => {
+        const r = injectInto({ ifo, start, sampleRate, data }, set, { shift: 0, analysed });
+        if (part === "analysis") for (const k of r.injected) injected.add(k);
+      }
+    : undefined;
+  let strain: WhitenedStrain;
   try {
-    psdSlice = await read(Math.max(s, p.span[0]), Math.min(e, p.span[0] + inf.psd_length), "PSD burn-in");
-  } catch (err) {
-    stream.close();
-    throw err;
+    strain = await openWhitenedStrain(stream, {
+      sampleRate: fs,
+      psdLength: inf.psd_length,
+      fduration: inf.fduration,
+      highpass: inf.highpass,
+      segment: p.segment,
+      psdStart: p.span[0],
+      range,
+      inject,
+      stepSeconds: READ_STEP_S,
+      context: `job ${id}`,
+    });
+  } catch (e) {
+    throw e instanceof BadSegmentError ? new PermanentJobError(e.message) : e;
   }
-  const psdData = factor > 1 ? decimate(psdSlice.data, factor) : psdSlice.data;
-  const a = Math.max(s, range[0] - pad);
-  const b = Math.min(e, range[1] + pad);
-  const piece = new Piece(ifo, a, new Float64Array(Math.ceil(Math.round((b - a) * stream.sampleRate) / factor)));
-
-  // The injections' signal over the range, added step by step before whitening.
-  let signal: Float64Array | undefined;
-  if (p.kind === "injection" && ctx.injections) {
-    // Only injections whose time the job analyses: one near the edge of the
-    // span belongs to the neighbouring job, and is counted there.
-    const x = new Float64Array(piece.data.length);
-    const r = injectInto({ ifo, start: a, sampleRate: fs, data: x }, ctx.injections, { shift: 0, analysed });
-    for (const k of r.injected) injected.add(k);
-    if (r.injected.length) signal = x;
-    injectInto({ ifo, start: psdSlice.start, sampleRate: fs, data: psdData }, ctx.injections, { shift: 0, analysed });
-  }
-  const whitener = Whitener.fromPsd(welchPsd(psdData, fs, { fftlength: inf.fduration }), whitenOpts);
-  const decimator = factor > 1 ? new Decimator(factor) : undefined;
-  let t = a; // next GPS to read
-  let resampled = 0; // samples at the analysis rate so far
-  const feed = (x: Float64Array) => {
-    if (signal) for (let j = 0; j < x.length; j++) x[j] += signal[resampled + j];
-    resampled += x.length;
-    piece.put(whitener.push(x));
-  };
+  const piece = new Piece(ifo, strain.start, new Float64Array(strain.length));
   return {
     piece,
-    close: () => stream.close(),
+    close: () => strain.close(),
     async step() {
-      if (t >= b) return false;
-      const next = Math.min(b, t + READ_STEP_S);
-      const slice = await read(t, next, "analysis");
-      t = next;
-      if (t >= b) stream.close();
-      feed(decimator ? decimator.push(slice.data) : slice.data);
-      if (t >= b) {
-        if (decimator) feed(decimator.flush());
-        piece.put(whitener.flush());
-        if (piece.filled !== piece.data.length || resampled !== piece.data.length)
-          throw new Error(`job ${id}: internal: ${ifo} resampled ${resampled} samples for a piece of ${piece.data.length}`);
+      let y: Float64Array | null;
+      try {
+        y = await strain.step();
+      } catch (e) {
+        throw e instanceof BadSegmentError ? new PermanentJobError(e.message) : e;
       }
-      return t < b;
+      if (y) piece.put(y);
+      return y !== null && piece.filled < piece.data.length;
     },
   };
 }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SegmentList } from "@timeslide/segments";
 import type { CampaignSpec, JobPayload } from "@timeslide/campaign";
-import { DetectorStream, Whitener, decimate, injectInto, readInjections, synthesize, welchPsd, type InjectionSet } from "@timeslide/strain";
+import { Decimator, DetectorStream, Whitener, decimate, injectInto, readInjections, segmentEdge, synthesize, welchPsd, type InjectionSet } from "@timeslide/strain";
 import { openPiece, type JobContext } from "../src/pipeline.js";
 
 const dir = mkdtempSync(join(tmpdir(), "timeslide-read-"));
@@ -25,14 +25,24 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The whole-array path: one read, one decimation, injections added, one filter pass. */
+/**
+ * The whole-array path: one read widened by the edge, one decimation (its
+ * partially supported samples dropped), injections added, one filter pass,
+ * the whitening filter's partially supported samples dropped.
+ */
 async function wholeRange(a: number, b: number, span0: number, kind: string, analysed: SegmentList) {
   const stream = await DetectorStream.open(files.H1, { ifo: "H1" });
-  const psdRaw = decimate((await stream.read(span0, span0 + inference.psd_length)).data, 4);
-  const raw = decimate((await stream.read(a, b)).data, 4);
+  const half = (new Decimator(4).taps.length - 1) / 2;
+  const valid = (x: Float64Array, n: number) => x.subarray(Math.ceil(half / 4), Math.floor((n - 1 - half) / 4) + 1);
+  const edge = segmentEdge(1024, FS, inference.fduration);
+  const r = edge - inference.fduration / 2;
+  const psdIn = (await stream.read(span0, span0 + inference.psd_length)).data;
+  const psdRaw = valid(decimate(psdIn, 4), psdIn.length);
+  const rawIn = (await stream.read(a - edge, b + edge)).data;
+  const raw = valid(decimate(rawIn, 4), rawIn.length);
   if (kind === "injection") {
-    injectInto({ ifo: "H1", start: a, sampleRate: FS, data: raw }, injections, { shift: 0, analysed });
-    injectInto({ ifo: "H1", start: span0, sampleRate: FS, data: psdRaw }, injections, { shift: 0, analysed });
+    injectInto({ ifo: "H1", start: a - edge + r, sampleRate: FS, data: raw }, injections, { shift: 0, analysed });
+    injectInto({ ifo: "H1", start: span0 + r, sampleRate: FS, data: psdRaw }, injections, { shift: 0, analysed });
   }
   const w = Whitener.fromPsd(welchPsd(psdRaw, FS, { fftlength: inference.fduration }), { sampleRate: FS, ...inference });
   const head = w.push(raw);
@@ -40,7 +50,8 @@ async function wholeRange(a: number, b: number, span0: number, kind: string, ana
   const out = new Float64Array(head.length + tail.length);
   out.set(head);
   out.set(tail, head.length);
-  return out.subarray(0, raw.length);
+  const e = (inference.fduration / 2) * FS;
+  return out.subarray(e, e + (b - a) * FS);
 }
 
 describe("reading a job's strain step by step", () => {
@@ -48,7 +59,7 @@ describe("reading a job's strain step by step", () => {
     it(`equals the whole-array read, resampling and whitening exactly (${kind})`, async () => {
       const segment: [number, number] = [start, start + 300];
       const span: [number, number] = [start + 20, start + 290];
-      const ctx = { campaign: "t", spec: { data: { sample_rate: FS }, inference }, files, output: dir, injections } as unknown as JobContext;
+      const ctx = { campaign: "t", spec: { data: { sample_rate: FS }, inference }, edge: segmentEdge(1024, FS, 1), files, output: dir, injections } as unknown as JobContext;
       const payload = { kind, segment, span } as unknown as JobPayload;
       const analysed = new SegmentList([[span[0] + 16, span[1]]]);
       const injected = new Set<number>();
@@ -58,16 +69,16 @@ describe("reading a job's strain step by step", () => {
       while (await reader.step()) seen.push(reader.piece.filled);
       expect(seen.length).toBeGreaterThan(5); // really in steps
       expect(seen.every((n, i) => i === 0 || n > seen[i - 1])).toBe(true);
-      // padded by fduration/2 + 1 s for the resampler, clamped to the segment
-      const expected = await wholeRange(range[0] - 1.5, range[1] + 1.5, span[0], kind, analysed);
-      expect(reader.piece.start).toBe(range[0] - 1.5);
+      // only the range, each sample with the filters' full support
+      const expected = await wholeRange(range[0], range[1], span[0], kind, analysed);
+      expect(reader.piece.start).toBe(range[0]);
       expect(reader.piece.filled).toBe(expected.length);
       expect(reader.piece.data).toEqual(expected);
       if (kind === "injection") expect(injected.size).toBeGreaterThan(0);
     });
 
   it("a waiting consumer is released as steps land, and rejected when reading fails", async () => {
-    const ctx = { campaign: "t", spec: { data: { sample_rate: FS }, inference }, files, output: dir } as unknown as JobContext;
+    const ctx = { campaign: "t", spec: { data: { sample_rate: FS }, inference }, edge: segmentEdge(1024, FS, 1), files, output: dir } as unknown as JobContext;
     const payload = { kind: "background", segment: [start, start + 300], span: [start, start + 300] } as unknown as JobPayload;
     const reader = await openPiece("t", ctx, "H1", payload, [start + 20, start + 280], new Set(), new SegmentList([]));
     const wait = reader.piece.until(FS * 40);
@@ -90,7 +101,7 @@ describe("reading a job's strain step by step", () => {
     // A copy of the data: this test damages a file.
     const own = { H1: files.H1.map((f, i) => join(dir, `copy-${i}.hdf5`)) };
     files.H1.forEach((f, i) => copyFileSync(f, own.H1[i]));
-    const ctx = { campaign: "t", spec: { data: { sample_rate: FS }, inference }, files: own, output: dir } as unknown as JobContext;
+    const ctx = { campaign: "t", spec: { data: { sample_rate: FS }, inference }, edge: segmentEdge(1024, FS, 1), files: own, output: dir } as unknown as JobContext;
     const payload = { kind: "background", segment: [start, start + 300], span: [start, start + 300] } as unknown as JobPayload;
     const drain = async (range: [number, number]) => {
       const reader = await openPiece("t", ctx, "H1", payload, range, new Set(), new SegmentList([]));

@@ -8,6 +8,7 @@ export {
   shiftOutputSpan,
   livetimeOptions,
   livetimeOptionsOf,
+  campaignEdge,
   planJobs,
   type Plan,
   type PlanSummary,
@@ -29,4 +30,4 @@ export {
 } from "./queue.js";
 export * from "./keys.js";
 export * from "./jobs.js";
-export { JOB_ID_PATTERN, readStoredCampaign, plannedJobs, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";
+export { JOB_ID_PATTERN, readStoredCampaign, plannedJobs, storedEdge, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";

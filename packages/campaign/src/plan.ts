@@ -8,6 +8,7 @@ import {
   shiftVector,
   type LivetimeOptions,
 } from "@timeslide/segments";
+import { segmentEdge } from "@timeslide/strain";
 import { CampaignError, type LoadedCampaign } from "./load.js";
 import type { CampaignSpec } from "./schema.js";
 import type { DataInventory } from "./inventory.js";
@@ -27,6 +28,8 @@ export interface Plan {
   skipped: Segment[];
   /** the shift table: index 0 is zero lag, 1..N the background slides */
   shiftTable: number[][];
+  /** s lost at each segment's end (DESIGN.md "Livetime"): fduration/2 + the resampler's half-support */
+  edge: number;
   jobs: PlannedJob[];
   counts: Record<JobKind, number>;
   livetime: { background_s: number; foreground_s: number; injection_s: number };
@@ -44,6 +47,7 @@ export function planSummary(plan: Plan) {
     segments: plan.segments.map((s) => [s.start, s.end] as [number, number]),
     skipped_segments: plan.skipped.map((s) => [s.start, s.end] as [number, number]),
     shifts: plan.shiftTable.slice(1),
+    edge_s: plan.edge,
     jobs: { ...plan.counts, total: plan.jobs.length },
     livetime: {
       background_s: plan.livetime.background_s,
@@ -57,12 +61,26 @@ export function planSummary(plan: Plan) {
 }
 export type PlanSummary = ReturnType<typeof planSummary>;
 
-export function livetimeOptions(c: LoadedCampaign): LivetimeOptions {
-  return livetimeOptionsOf(c.spec);
+/**
+ * The segment-end edge (s) for a campaign's data: the largest over its
+ * detectors, each resampled from its files' rate to the analysis rate.
+ */
+export function campaignEdge(spec: CampaignSpec, fileRates: Readonly<Record<string, number>>): number {
+  let edge = spec.inference.fduration / 2;
+  for (const ifo of spec.ifos) {
+    const rate = fileRates[ifo];
+    if (rate !== undefined) edge = Math.max(edge, segmentEdge(rate, spec.data.sample_rate, spec.inference.fduration));
+  }
+  return edge;
 }
 
-export function livetimeOptionsOf(spec: CampaignSpec): LivetimeOptions {
+export function livetimeOptions(c: LoadedCampaign, edge: number): LivetimeOptions {
+  return livetimeOptionsOf(c.spec, edge);
+}
+
+export function livetimeOptionsOf(spec: CampaignSpec, edge: number): LivetimeOptions {
   return {
+    edge,
     psdLength: spec.inference.psd_length,
     inferenceSamplingRate: spec.inference.inference_sampling_rate,
     circular: spec.background.circular,
@@ -117,11 +135,12 @@ export function shiftOutputSpan(
  */
 export function planJobs(
   spec: CampaignSpec,
+  edge: number,
   segments: readonly Segment[],
   shiftTable: number[][],
   injTimes?: Float64Array | "every-chunk",
 ): { jobs: PlannedJob[]; totals: Record<JobKind, number>; injInside: number } {
-  const o = livetimeOptionsOf(spec);
+  const o = livetimeOptionsOf(spec, edge);
   const isr = o.inferenceSamplingRate;
   const chunkSamples = Math.floor((spec.background.max_job_duration - o.psdLength) * isr + 1e-9);
   const chunk = chunkSamples / isr;
@@ -200,10 +219,18 @@ export function planJobs(
 /** Splits, packs and names every job of a campaign. Pure: no Redis, no files. */
 export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
   const { spec } = c;
-  const o = livetimeOptions(c);
+  const edge = campaignEdge(spec, inputs.inventory.sampleRate);
+  const o = livetimeOptions(c, edge);
   const isr = o.inferenceSamplingRate;
   const nIfo = spec.ifos.length;
   const warnings = [...c.warnings, ...inputs.inventory.warnings];
+  // The first output's window and the whitening and resampling filters'
+  // support must lie inside the burn-in: nothing may depend on strain before the segment.
+  if (spec.inference.kernel_length + edge > spec.inference.psd_length + 1e-9)
+    throw new CampaignError(c.file, [
+      `${c.file}: inference.psd_length: expected at least kernel_length + fduration/2 + the resampler's half-support ` +
+        `(${spec.inference.kernel_length} + ${edge} = ${spec.inference.kernel_length + edge} s) so the burn-in holds the kernel and filter edges, got ${spec.inference.psd_length} s`,
+    ]);
   const { segments, skipped } = analysableSegments(c, inputs.inventory);
   const durations = segments.map((s) => s.duration);
 
@@ -232,7 +259,7 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
   const shiftTable = [shiftVector(0, 0, nIfo), ...background];
 
   const injTimes = inputs.injectionTimes ? Float64Array.from(inputs.injectionTimes).sort() : undefined;
-  const { jobs, totals, injInside } = planJobs(spec, segments, shiftTable, injTimes);
+  const { jobs, totals, injInside } = planJobs(spec, edge, segments, shiftTable, injTimes);
   const counts = { background: 0, foreground: 0, injection: 0 };
   for (const j of jobs) counts[j.payload.kind]++;
 
@@ -242,6 +269,7 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
     segments,
     skipped,
     shiftTable,
+    edge,
     jobs,
     counts,
     livetime: { background_s: totals.background / isr, foreground_s: totals.foreground / isr, injection_s: totals.injection / isr },

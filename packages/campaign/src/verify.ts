@@ -29,7 +29,7 @@ export async function readStoredCampaign(redis: Redis, prefix: string, campaign:
 /** Job ids as the planner writes them (`jobId`): they name result files, so nothing else is accepted. */
 export const JOB_ID_PATTERN = /^(bg|fg|inj)-\d+(\.\d+)?-k\d+$/;
 
-const StoredSegments = z.object({ segments: z.array(z.tuple([z.number(), z.number()])).min(1) });
+const StoredSegments = z.object({ segments: z.array(z.tuple([z.number(), z.number()])).min(1), edge_s: z.number().nonnegative() });
 const ShiftTable = z.array(z.array(z.number())).min(1);
 
 /**
@@ -40,14 +40,21 @@ const ShiftTable = z.array(z.array(z.number())).min(1);
  */
 export function plannedJobs(meta: Pick<CampaignMeta, "campaign" | "plan" | "shift_table">, spec: CampaignSpec, injectionTimes?: Float64Array): Map<string, JobPayload> {
   const stored = StoredSegments.safeParse(meta.plan);
-  if (!stored.success) throw new Error(`campaign ${meta.campaign}: the stored plan has no valid segments (metadata edited or from another version?)`);
+  if (!stored.success) throw new Error(`campaign ${meta.campaign}: the stored plan has no valid segments and edge_s (metadata edited or from another version?)`);
   const table = ShiftTable.safeParse(meta.shift_table);
   if (!table.success || table.data.some((v) => v.length !== spec.ifos.length))
     throw new Error(`campaign ${meta.campaign}: the stored shift table is not a list of ${spec.ifos.length}-detector shift vectors`);
   const segments = stored.data.segments.map(([s, e]) => new Segment(s, e));
   const times = injectionTimes ? Float64Array.from(injectionTimes).sort() : spec.injections ? ("every-chunk" as const) : undefined;
-  const { jobs } = planJobs(spec, segments, table.data, times);
+  const { jobs } = planJobs(spec, stored.data.edge_s, segments, table.data, times);
   return new Map(jobs.map((j) => [j.id, j.payload]));
+}
+
+/** The segment-end edge (s) the campaign was planned with (the stored plan's edge_s). */
+export function storedEdge(meta: Pick<CampaignMeta, "campaign" | "plan">): number {
+  const stored = StoredSegments.safeParse(meta.plan);
+  if (!stored.success) throw new Error(`campaign ${meta.campaign}: the stored plan has no valid segments and edge_s (metadata edited or from another version?)`);
+  return stored.data.edge_s;
 }
 
 /**

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import h5wasm from "h5wasm/node";
 import { SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
 import { parseCampaign, planCampaign, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, type DataInventory } from "@timeslide/campaign";
+import { resamplingHalfSupport } from "@timeslide/strain";
 import { FIXTURES, tempDir, writeCampaign } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "../../../apps/cli/dist/main.js");
@@ -36,45 +37,64 @@ function runs(good: boolean[], t0: number): Array<[number, number]> {
 }
 
 describe("plan on GWOSC files written by h5py", () => {
-  it("reports the segments and livetimes an independent interval computation gives, to the second", async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const psd = 16, isr = 4, minDuration = 50, step = 3, nShifts = 7;
-      const file = writeCampaign(
-        dir,
-        `name: fixture-plan
+  for (const circular of [false, true])
+    it(`reports the segments and livetimes an independent interval computation gives, to the sample (${circular ? "circular" : "non-circular"}, with the segment-end edge)`, async () => {
+      const { dir, cleanup } = tempDir();
+      try {
+        const psd = 16, isr = 4, minDuration = 50, step = 3, nShifts = 7, fduration = 1;
+        const file = writeCampaign(
+          dir,
+          `name: fixture-plan
 ifos: [H1, L1]
 data:
   files: ["${FIXTURES}/gwosc/H-H1_*.hdf5", "${FIXTURES}/gwosc/L-L1_*.hdf5"]
   sample_rate: 256
   segments: { flags: [DATA, CBC_CAT1], min_duration: ${minDuration} }
-inference: { psd_length: ${psd}, kernel_length: 1, inference_sampling_rate: ${isr} }
-background: { shifts: ${nShifts}, step: ${step}, max_job_duration: 40 }
+inference: { psd_length: ${psd}, kernel_length: 1, inference_sampling_rate: ${isr}, fduration: ${fduration} }
+background: { shifts: ${nShifts}, step: ${step}, max_job_duration: 40, circular: ${circular} }
 `,
-      );
-      const out = execFileSync(process.execPath, [CLI, "plan", file, "--json"], { encoding: "utf8" });
-      const plan = JSON.parse(out);
+        );
+        const out = execFileSync(process.execPath, [CLI, "plan", file, "--json"], { encoding: "utf8" });
+        const plan = JSON.parse(out);
 
-      const t0 = 1187008000, n = 256;
-      const h1 = await goodSeconds("H1", t0, n, ["DATA", "CBC_CAT1"]);
-      const l1 = await goodSeconds("L1", t0, n, ["DATA", "CBC_CAT1"]);
-      const coincident = runs(h1.map((g, i) => g && l1[i]), t0);
-      const kept = coincident.filter(([a, b]) => b - a >= minDuration);
-      expect(coincident.length).toBeGreaterThan(kept.length); // one coincident segment is too short
-      expect(kept.some(([a, b]) => a < 1187008128 && b > 1187008128)).toBe(true); // one crosses the file boundary
-      expect(plan.segments).toEqual(kept);
+        // the files are at 512 Hz, analysed at 256 Hz: the edge is half the
+        // whitening filter plus the resampler's half-support (under 0.5 s)
+        const r = resamplingHalfSupport(512, 256);
+        expect(r).toBeGreaterThan(0);
+        expect(r).toBeLessThanOrEqual(0.5);
+        expect(plan.edge_s).toBe(fduration / 2 + r);
+        const edge = plan.edge_s;
 
-      const fg = kept.reduce((acc, [a, b]) => acc + Math.floor((b - a - psd) * isr) / isr, 0);
-      let bg = 0;
-      for (let k = 1; k <= nShifts; k++) for (const [a, b] of kept) bg += Math.max(0, Math.floor((b - a - k * step - psd) * isr) / isr);
-      expect(plan.livetime.foreground_s).toBe(fg);
-      expect(plan.livetime.background_s).toBe(bg);
-      expect(plan.shifts).toEqual(Array.from({ length: nShifts }, (_, i) => [0, (i + 1) * step]));
-      expect(plan.jobs.foreground).toBeGreaterThan(kept.length); // segments were split (max_job_duration 40 s)
-    } finally {
-      cleanup();
-    }
-  });
+        const t0 = 1187008000, n = 256;
+        const h1 = await goodSeconds("H1", t0, n, ["DATA", "CBC_CAT1"]);
+        const l1 = await goodSeconds("L1", t0, n, ["DATA", "CBC_CAT1"]);
+        const coincident = runs(h1.map((g, i) => g && l1[i]), t0);
+        const kept = coincident.filter(([a, b]) => b - a >= minDuration);
+        expect(coincident.length).toBeGreaterThan(kept.length); // one coincident segment is too short
+        expect(kept.some(([a, b]) => a < 1187008128 && b > 1187008128)).toBe(true); // one crosses the file boundary
+        expect(plan.segments).toEqual(kept);
+
+        const samples = (x: number) => Math.max(0, Math.floor(x * isr + 1e-9)) / isr;
+        const fg = kept.reduce((acc, [a, b]) => acc + samples(b - a - psd - edge), 0);
+        let bg = 0;
+        for (let k = 1; k <= nShifts; k++)
+          for (const [a, b] of kept) {
+            if (!circular) bg += samples(b - a - k * step - psd - edge);
+            else {
+              // disguised zero lag: the slide, modulo the ring L − 2·edge, within the light-travel time
+              const ring = b - a - 2 * edge;
+              const d = (k * step) % ring;
+              if (d >= 0.0101 && ring - d >= 0.0101) bg += samples(b - a - psd - edge);
+            }
+          }
+        expect(plan.livetime.foreground_s).toBeCloseTo(fg, 9);
+        expect(plan.livetime.background_s).toBeCloseTo(bg, 9);
+        expect(plan.shifts).toEqual(Array.from({ length: nShifts }, (_, i) => [0, (i + 1) * step]));
+        expect(plan.jobs.foreground).toBeGreaterThan(kept.length); // segments were split (max_job_duration 40 s)
+      } finally {
+        cleanup();
+      }
+    });
 
   it("chooses the smallest number of shifts that reaches a livetime target", async () => {
     const { dir, cleanup } = tempDir();
@@ -95,7 +115,7 @@ background: { livetime: 2000s, step: 1.5 }
       const lengths = plan.segments.map(([a, b]: number[]) => b - a);
       const total = (n: number) => {
         let s = 0;
-        for (let k = 1; k <= n; k++) for (const L of lengths) s += Math.max(0, Math.floor((L - 1.5 * k - 16) * 4) / 4);
+        for (let k = 1; k <= n; k++) for (const L of lengths) s += Math.max(0, Math.floor((L - 1.5 * k - 16 - 0.5) * 4) / 4); // files at the analysis rate: edge = fduration/2
         return s;
       };
       const N = plan.shifts.length;
@@ -166,6 +186,7 @@ describe("splitting segments into jobs", () => {
     nShifts: fc.integer({ min: 1, max: 40 }),
     jobLivetime: fc.integer({ min: 1, max: 3000 }),
     circular: fc.boolean(),
+    fileRate: fc.constantFrom(256, 1024, 4096),
   });
 
   it("changes no livetime, keeps spans inside segments and names every job uniquely", () => {
@@ -188,11 +209,13 @@ background: { shifts: ${p.nShifts}, step: ${p.step}, max_job_duration: ${p.maxJo
           "/tmp/prop.yaml",
         );
         const list = new SegmentList(segs);
-        const inventory: DataInventory = { files: {}, sampleRate: {}, coverage: {}, good: { H1: list, L1: list }, warnings: [] };
-        const fgTotal = p.lengths.reduce((a, L) => a + livetimeSamples(L, [0, 0], livetimeOptions(c)), 0);
+        const inventory: DataInventory = { files: {}, sampleRate: { H1: p.fileRate, L1: 256 }, coverage: {}, good: { H1: list, L1: list }, warnings: [] };
+        const edge = 0.5 + resamplingHalfSupport(p.fileRate, 256);
+        const o = livetimeOptions(c, edge);
+        const fgTotal = p.lengths.reduce((a, L) => a + livetimeSamples(L, [0, 0], o), 0);
         fc.pre(fgTotal > 0);
         const plan = planCampaign(c, { inventory });
-        const o = livetimeOptions(c);
+        expect(plan.edge).toBe(edge);
 
         // livetime per kind equals the DESIGN.md formula summed over whole segments
         let bg = 0;
@@ -221,8 +244,9 @@ background: { shifts: ${p.nShifts}, step: ${p.step}, max_job_duration: ${p.maxJo
           for (const k of shifts) {
             const [a, b] = shiftOutputSpan(j.payload.segment, j.payload.span, plan.shiftTable[k], o);
             own += b - a;
-            // non-circular: every detector's shifted read stays inside the segment
-            if (!p.circular) expect(b + Math.max(...plan.shiftTable[k])).toBeLessThanOrEqual(e + 1e-9);
+            // every detector's shifted output, and the filters' support after it, stay inside the segment
+            if (!p.circular && b > a) expect(b + Math.max(...plan.shiftTable[k]) + edge).toBeLessThanOrEqual(e + 1e-9);
+            if (p.circular) expect(b + edge).toBeLessThanOrEqual(e + 1e-9);
           }
           expect(own).toBeCloseTo(j.payload.livetime, 9);
         }
@@ -276,8 +300,10 @@ background: { shifts: 1, step: 2 }
       );
       const plan = JSON.parse(execFileSync(process.execPath, [CLI, "plan", file, "--json"], { encoding: "utf8" }));
       expect(plan.segments).toEqual([[t, t + 50], [t + 60, t + 300], [t + 305, t + 400]]);
-      expect(plan.livetime.foreground_s).toBe(34 + 224 + 79);
-      expect(plan.livetime.background_s).toBe(32 + 222 + 77);
+      // each segment: L − psd_length − edge (files at the analysis rate: edge = fduration/2 = 0.5 s), less max δ = 2 s for the slide
+      expect(plan.edge_s).toBe(0.5);
+      expect(plan.livetime.foreground_s).toBe(33.5 + 223.5 + 78.5);
+      expect(plan.livetime.background_s).toBe(31.5 + 221.5 + 76.5);
     } finally {
       cleanup();
     }

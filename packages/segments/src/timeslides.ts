@@ -77,11 +77,18 @@ export interface LivetimeOptions {
   psdLength: number;
   /** Hz: one detection-statistic sample per 1/rate s */
   inferenceSamplingRate: number;
-  /** wrap the shifted detectors within the segment instead of losing max δ */
+  /**
+   * s lost at the end of each segment: the whitening filter's half-length
+   * plus the resampler's half-support (DESIGN.md "Livetime"), so no sample
+   * depends on strain past the segment. Circular slides wrap within the valid
+   * ring [s + edge, e − edge).
+   */
+  edge: number;
+  /** wrap the shifted detectors within the segment's valid ring instead of losing max δ */
   circular: boolean;
   /**
    * Circular slides only: a shift whose detector offsets, taken modulo the
-   * segment length, bring two detectors within this many seconds of each
+   * ring length L − 2·edge, bring two detectors within this many seconds of each
    * other (e.g. the light-travel time) is a disguised zero lag and yields 0.
    */
   minSeparation?: number;
@@ -95,12 +102,14 @@ const FLOOR_EPS = 1e-9;
  * under shift vector `shift` (DESIGN.md livetime formula times the rate).
  */
 export function livetimeSamples(duration: number, shift: readonly number[], o: LivetimeOptions): number {
-  const maxShift = shift.length ? Math.max(...shift) : 0;
+  let maxShift = 0;
+  for (const d of shift) if (d > maxShift) maxShift = d;
   if (o.circular) {
-    if (isDegenerateCircularShift(duration, shift, o.minSeparation ?? 0)) return 0;
-    return Math.max(0, Math.floor((duration - o.psdLength) * o.inferenceSamplingRate + FLOOR_EPS));
+    const ring = duration - 2 * o.edge;
+    if (ring <= 0 || isDegenerateCircularShift(ring, shift, o.minSeparation ?? 0)) return 0;
+    return Math.max(0, Math.floor((duration - o.psdLength - o.edge) * o.inferenceSamplingRate + FLOOR_EPS));
   }
-  return Math.max(0, Math.floor((duration - maxShift - o.psdLength) * o.inferenceSamplingRate + FLOOR_EPS));
+  return Math.max(0, Math.floor((duration - maxShift - o.psdLength - o.edge) * o.inferenceSamplingRate + FLOOR_EPS));
 }
 
 /** Livetime in seconds of one (segment, shift): DESIGN.md's formula exactly. */
@@ -108,7 +117,7 @@ export function livetime(duration: number, shift: readonly number[], o: Livetime
   return livetimeSamples(duration, shift, o) / o.inferenceSamplingRate;
 }
 
-/** True when a slide, modulo the segment length, brings two detectors within `minSeparation` s (zero lag itself is not a disguised one). */
+/** True when a slide, modulo the ring length, brings two detectors within `minSeparation` s (zero lag itself is not a disguised one). */
 export function isDegenerateCircularShift(duration: number, shift: readonly number[], minSeparation: number): boolean {
   if (shift.every((x) => x === shift[0])) return false; // zero lag itself: the foreground
   const sep = Math.max(minSeparation, FLOOR_EPS);

@@ -2,7 +2,14 @@
 export { StrainFileError } from "./errors.js";
 export { readStrainFileInfo, type StrainFileInfo } from "./info.js";
 export { DetectorStream, type StrainSlice, type DetectorStreamOptions } from "./stream.js";
-export { prepareSegment, BadSegmentError, type PreparedSegment } from "./segment.js";
+export {
+  openWhitenedStrain,
+  segmentEdge,
+  resamplingHalfSupport,
+  BadSegmentError,
+  type WhitenedStrain,
+  type WhitenedStrainOptions,
+} from "./pipeline.js";
 export { Decimator, decimate, decimationFactor } from "./resample.js";
 export { welchPsd, type Psd } from "./psd.js";
 export { whiten, Whitener, inverseAsdFilter, type WhitenOptions, type Whitened } from "./whiten.js";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import h5wasm from "h5wasm/node";
 import { SegmentList } from "@timeslide/segments";
-import { BadSegmentError, DetectorStream, prepareSegment, readInjections, readStrainFileInfo, synthesize, aLigoDesignPsd, optimalSnr, type SynthResult } from "../src/index.js";
+import { DetectorStream, readInjections, readStrainFileInfo, synthesize, aLigoDesignPsd, optimalSnr, type SynthResult } from "../src/index.js";
 import { tempDir } from "./helpers.js";
 
 const t = tempDir();
@@ -103,28 +103,5 @@ describe("synthetic data sets", async () => {
       const peak = (w: Float32Array) => w.reduce((m, v, k) => (Math.abs(v) > Math.abs(w[m]) ? k : m), 0);
       expect(Math.abs(peak(h) - peak(l)) / inj.sampleRate).toBeLessThan(0.0105 + 2 / inj.sampleRate);
     }
-  });
-
-  it("prepareSegment reads, resamples and whitens a good segment, and refuses one with a gap", async () => {
-    const ifo = "H1";
-    const s = await DetectorStream.open(a.files[ifo], { ifo });
-    const good = s.dataSegments(["DATA"]).segments.reduce((m, g) => (g.duration > m.duration ? g : m));
-    expect(good.duration).toBeGreaterThanOrEqual(24);
-    const o = { sampleRate: 256, psdLength: 16, fduration: 1, highpass: 16 };
-    const p = await prepareSegment(s, good.start, good.end, o);
-    expect(p.start).toBe(good.start);
-    expect(p.strain.length).toBe(good.duration * 256);
-    expect(p.whitened.length).toBe(p.strain.length);
-    expect(p.valid).toEqual([128, p.strain.length - 128]);
-    let v = 0;
-    for (let i = 16 * 256; i < p.valid[1]; i++) v += p.whitened[i] ** 2;
-    v /= p.valid[1] - 16 * 256;
-    expect(v).toBeGreaterThan(0.7);
-    expect(v).toBeLessThan(1.2);
-    const gap = a.gaps[ifo][0];
-    const err = await prepareSegment(s, gap[0] - 4, gap[1] + 4, o).catch((e) => e);
-    expect(err).toBeInstanceOf(BadSegmentError);
-    expect(err.message).toContain(`H1: no strain (NaN or no file) at [${gap[0]}, ${gap[1]})`);
-    expect(err.message).toContain("H-H1_SYNTH_512HZ_R1-");
   });
 });
