@@ -13,6 +13,7 @@ export function describePlan(plan: Plan): string {
     `  shifts:     ${s.shifts.length} background slide(s)` + (s.shifts.length ? `, up to [${s.shifts[s.shifts.length - 1].join(", ")}] s` : ""),
     `  livetime:   background ${formatDuration(s.livetime.background_s)} (${s.livetime.background_s} s, ${s.livetime.background_years.toFixed(3)} y), ` +
       `foreground ${formatDuration(s.livetime.foreground_s)} (${s.livetime.foreground_s} s)`,
+    `  edge:       each segment also loses its last ${s.edge_s} s (whitening and resampling filter support)`,
     `  jobs:       ${s.jobs.total} (background ${s.jobs.background}, foreground ${s.jobs.foreground}, injection ${s.jobs.injection})`,
   ];
   if (s.injections) lines.push(`  injections: ${s.injections.in_analysed_time} of ${s.injections.total} in analysed time`);
