@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Redis } from "ioredis";
-import { campaignKeys, campaignPathProblems, plannedJobs, readStoredCampaign, storedEdge } from "@timeslide/campaign";
+import { campaignKeys, campaignPathProblems, plannedJobs, readStoredCampaign, storedExclusions, type Exclusions } from "@timeslide/campaign";
 import { readInjections } from "@timeslide/strain";
 import { PermanentJobError, type JobContext } from "./pipeline.js";
 
@@ -33,13 +33,13 @@ export class ContextCache {
     // writes results only where the campaign's spec says.
     const problems = campaignPathProblems(meta, spec);
     if (problems.length) throw new PermanentJobError(`${problems.join("; ")}: refused`);
-    let edge: number;
+    let ex: Exclusions;
     try {
-      edge = storedEdge(meta);
+      ex = storedExclusions(meta);
     } catch (e) {
       throw new PermanentJobError((e as Error).message);
     }
-    const ctx: JobContext = { campaign, spec, shiftTable: meta.shift_table, edge, files: meta.files, output: meta.output };
+    const ctx: JobContext = { campaign, spec, shiftTable: meta.shift_table, edge: ex.edge, vetoes: ex.vetoes, files: meta.files, output: meta.output };
     if (spec.injections) ctx.injections = await readInjections(resolve(meta.base_dir, spec.injections.file), spec.ifos);
     try {
       ctx.planned = plannedJobs(meta, spec, ctx.injections?.times);

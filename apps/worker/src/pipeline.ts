@@ -1,6 +1,6 @@
 import pLimit from "p-limit";
 import type { Logger } from "pino";
-import { SegmentList } from "@timeslide/segments";
+import { SegmentList, vetoedSamples } from "@timeslide/segments";
 import { dirname, resolve } from "node:path";
 import { JOB_ID_PATTERN, livetimeOptionsOf, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary } from "@timeslide/campaign";
 import { BadSegmentError, DetectorStream, injectInto, openWhitenedStrain, segmentEdge, type InjectionSet, type WhitenedStrain } from "@timeslide/strain";
@@ -14,6 +14,8 @@ export interface JobContext {
   shiftTable: number[][];
   /** s lost at each segment's end, as planned (the stored plan's edge_s) */
   edge: number;
+  /** background.vetoes, as planned: background samples whose windows overlap one are not produced */
+  vetoes?: SegmentList;
   /** data files per detector */
   files: Record<string, string[]>;
   output: string;
@@ -172,6 +174,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const T0 = outStart - warm / isr; // reference-time start of every shift's stream
   const live = shifts.filter((s) => s.out[1] > s.out[0]);
   const ring: [number, number] = [p.segment[0] + ctx.edge, p.segment[1] - ctx.edge];
+  const vetoes = ctx.vetoes?.segments ?? [];
+  const vetoGeometry = { kernelLength: inf.kernel_length, inferenceSamplingRate: isr, ring: spec.background.circular ? ring : undefined };
 
   // Read, resample and whiten each detector once for all shifts of the job,
   // step by step while the shifts stream (each waits for the samples it needs).
@@ -272,12 +276,19 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
       );
       const z = integrate(y, w);
       const keep = z.subarray(z.length - nOut); // samples at outStart .. outEnd
+      // Vetoed background samples are not produced (NaN: never an event) and not counted.
+      let vetoed = 0;
+      if (p.kind === "background" && vetoes.length)
+        for (const [a, b] of vetoedSamples(s.out[0], nOut, s.v, vetoes, vetoGeometry)) {
+          keep.fill(Number.NaN, a, b);
+          vetoed += b - a;
+        }
       const c = cluster(keep, windowSamples(spec.postprocess.cluster_window, isr));
       const offset = inf.kernel_length / 2 + spec.postprocess.integration_window / 2;
       const times = Float64Array.from(c.index, (q) => outStart + q / isr - offset);
       done++;
       o.onProgress?.({ shiftsDone: done, shifts: shifts.length, inferences });
-      return { s, times, stats: c.detection_statistic, livetime: nOut / isr };
+      return { s, times, stats: c.detection_statistic, livetime: (nOut - vetoed) / isr };
     }),
   );
   streaming.catch((e) => stopReading.abort(e)); // a failed shift fails the job: stop reading

@@ -140,4 +140,31 @@ describe("workers on a real Redis and the embedded server", () => {
     expect(s.livetime.background_s).toBe(p.livetime.background_s);
     expect(await compareWithReference("wcirc", p)).toBeGreaterThan(0);
   });
+
+  it("background vetoes: vetoed samples are not produced (no event from a window over a veto) and not counted", async () => {
+    const seg = plan.segments.reduce((m, x) => (x.duration > m.duration ? x : m));
+    const veto: [number, number] = [seg.start + 100, seg.start + 103];
+    writeFileSync(join(dir, "vetoes.txt"), `${veto[0]} ${veto[1]}\n`);
+    const file = join(dir, "veto.yaml");
+    writeFileSync(file, campaignYaml("wveto", "{ shifts: 3, step: 2, max_job_duration: 200, job_livetime: 400, vetoes: vetoes.txt }"));
+    const prepared = await prepareCampaign(file);
+    const p = prepared.plan;
+    expect(p.livetime.vetoed_s).toBeGreaterThan(0);
+    expect(p.livetime.background_s + p.livetime.vetoed_s).toBe(plan.livetime.background_s);
+    expect(p.livetime.foreground_s).toBe(plan.livetime.foreground_s);
+    const s = await drain("wveto", () => submitCampaign({ redis, prefix, campaign: prepared.campaign, plan: p }));
+    expect(s.jobs.failed).toBe(0);
+    expect(s.livetime.background_s).toBe(p.livetime.background_s);
+    const meta = (await readMeta(redis, prefix, "wveto"))!;
+    for (const job of p.jobs.filter((j) => j.payload.kind === "background")) {
+      const { events } = await readEventsFile(join(meta.output, "jobs", `${job.id}.h5`));
+      for (let e = 0; e < events.time.length; e++) {
+        const peak = events.time[e] + 0.5 + 0.5; // the event's sample: time + kernel/2 + integration window/2
+        for (const d of [events.shift[2 * e], events.shift[2 * e + 1]]) {
+          expect(peak + d <= veto[0] || peak - 1 + d >= veto[1], `${job.id}: event at ${events.time[e]} has a window over the veto`).toBe(true);
+        }
+      }
+    }
+    expect(await compareWithReference("wveto", p)).toBeGreaterThan(0);
+  });
 });

@@ -4,6 +4,8 @@ import {
   chooseShifts,
   JULIAN_YEAR,
   livetimeSamples,
+  countRanges,
+  vetoedSamples,
   maxLightTravelTime,
   shiftVector,
   type LivetimeOptions,
@@ -30,9 +32,12 @@ export interface Plan {
   shiftTable: number[][];
   /** s lost at each segment's end (DESIGN.md "Livetime"): fduration/2 + the resampler's half-support */
   edge: number;
+  /** background.vetoes, coalesced (GPS) */
+  vetoes?: SegmentList;
   jobs: PlannedJob[];
   counts: Record<JobKind, number>;
-  livetime: { background_s: number; foreground_s: number; injection_s: number };
+  /** background_s after vetoes; vetoed_s: background livetime the vetoes removed */
+  livetime: { background_s: number; foreground_s: number; injection_s: number; vetoed_s: number };
   injections?: { total: number; in_analysed_time: number; outside: number };
   /** the data files of each detector (absolute paths, by start time): what workers open */
   files: Record<string, string[]>;
@@ -48,12 +53,14 @@ export function planSummary(plan: Plan) {
     skipped_segments: plan.skipped.map((s) => [s.start, s.end] as [number, number]),
     shifts: plan.shiftTable.slice(1),
     edge_s: plan.edge,
+    ...(plan.vetoes ? { vetoes: plan.vetoes.segments.map((s) => [s.start, s.end] as [number, number]) } : {}),
     jobs: { ...plan.counts, total: plan.jobs.length },
     livetime: {
       background_s: plan.livetime.background_s,
       background_years: plan.livetime.background_s / JULIAN_YEAR,
       foreground_s: plan.livetime.foreground_s,
       injection_s: plan.livetime.injection_s,
+      vetoed_s: plan.livetime.vetoed_s,
     },
     ...(plan.injections ? { injections: plan.injections } : {}),
     warnings: plan.warnings,
@@ -99,8 +106,16 @@ export function analysableSegments(c: LoadedCampaign, inv: DataInventory): { seg
   return { segments, skipped };
 }
 
+/** What every planned sample stays clear of: the segment-end edge, and (background only) the vetoes. */
+export interface Exclusions {
+  edge: number;
+  vetoes?: SegmentList;
+}
+
 export interface PlanInputs {
   inventory: DataInventory;
+  /** background.vetoes, read (GPS segments) */
+  vetoes?: SegmentList;
   /** GPS times of the injections (injections/time), when the campaign has an injection file */
   injectionTimes?: Float64Array;
 }
@@ -135,12 +150,13 @@ export function shiftOutputSpan(
  */
 export function planJobs(
   spec: CampaignSpec,
-  edge: number,
+  ex: Exclusions,
   segments: readonly Segment[],
   shiftTable: number[][],
   injTimes?: Float64Array | "every-chunk",
-): { jobs: PlannedJob[]; totals: Record<JobKind, number>; injInside: number } {
-  const o = livetimeOptionsOf(spec, edge);
+): { jobs: PlannedJob[]; totals: Record<JobKind | "vetoed", number>; injInside: number } {
+  const o = livetimeOptionsOf(spec, ex.edge);
+  const vetoes = ex.vetoes?.coalesce().segments ?? [];
   const isr = o.inferenceSamplingRate;
   const chunkSamples = Math.floor((spec.background.max_job_duration - o.psdLength) * isr + 1e-9);
   const chunk = chunkSamples / isr;
@@ -150,7 +166,7 @@ export function planJobs(
 
   const jobs: PlannedJob[] = [];
   const bgJobs: PlannedJob[] = [];
-  const totals = { background: 0, foreground: 0, injection: 0 }; // samples
+  const totals = { background: 0, foreground: 0, injection: 0, vetoed: 0 }; // samples
   const add = (list: PlannedJob[], kind: JobKind, seg: Segment, span: [number, number], shifts: number[], samples: number) => {
     const payload: JobPayload = {
       v: 1,
@@ -170,6 +186,11 @@ export function planJobs(
     const n0 = livetimeSamples(L, shiftTable[0], o);
     const nChunks = Math.ceil(n0 / chunkSamples);
     const nShift = shiftTable.map((v) => livetimeSamples(L, v, o));
+    const vetoGeometry = {
+      kernelLength: spec.inference.kernel_length,
+      inferenceSamplingRate: isr,
+      ring: o.circular ? ([seg.start + o.edge, seg.end - o.edge] as const) : undefined,
+    };
     for (let j = 0; j < nChunks; j++) {
       const c0 = seg.start + j * chunk;
       const span: [number, number] = [c0, Math.min(c0 + o.psdLength + chunk, seg.end)];
@@ -198,7 +219,13 @@ export function planJobs(
       let group: number[] = [];
       let groupSamples = 0;
       for (let k = 1; k < shiftTable.length; k++) {
-        const n = inChunk(nShift[k]);
+        let n = inChunk(nShift[k]);
+        if (n > 0 && vetoes.length) {
+          const out = shiftOutputSpan([seg.start, seg.end], span, shiftTable[k], o);
+          const vetoed = countRanges(vetoedSamples(out[0], n, shiftTable[k], vetoes, vetoGeometry));
+          totals.vetoed += vetoed;
+          n -= vetoed;
+        }
         if (n === 0) continue;
         if (group.length && groupSamples + n > budget) {
           add(bgJobs, "background", seg, span, group, groupSamples);
@@ -244,22 +271,32 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
   }
 
   // The shift table: zero lag, then the background slides.
+  const ex: Exclusions = { edge, vetoes: inputs.vetoes };
+  const injTimes = inputs.injectionTimes ? Float64Array.from(inputs.injectionTimes).sort() : undefined;
   let background: number[][];
+  let planned: ReturnType<typeof planJobs> | undefined;
   if (spec.background.livetime !== undefined) {
-    try {
-      background = chooseShifts(durations, spec.background.livetime, spec.background.step, nIfo, o).shifts;
-    } catch (e) {
-      throw new CampaignError(c.file, [`${c.file}: ${(e as Error).message}`]);
+    // With vetoes, ask for what they take on top of the target, until it is reached.
+    const goal = spec.background.livetime;
+    for (let target = goal, round = 0; ; round++) {
+      try {
+        background = chooseShifts(durations, target, spec.background.step, nIfo, o).shifts;
+      } catch (e) {
+        throw new CampaignError(c.file, [`${c.file}: ${(e as Error).message}${inputs.vetoes ? " (before vetoes)" : ""}`]);
+      }
+      if (!inputs.vetoes) break;
+      planned = planJobs(spec, ex, segments, [shiftVector(0, 0, nIfo), ...background], injTimes);
+      const got = planned.totals.background / isr;
+      if (got >= goal - 1e-9 || round >= 8) break;
+      target += goal - got;
     }
   } else if (typeof spec.background.shifts === "number") {
     background = Array.from({ length: spec.background.shifts }, (_, i) => shiftVector(i + 1, spec.background.step, nIfo));
   } else {
     background = spec.background.shifts!.map((v) => [...v]);
   }
-  const shiftTable = [shiftVector(0, 0, nIfo), ...background];
-
-  const injTimes = inputs.injectionTimes ? Float64Array.from(inputs.injectionTimes).sort() : undefined;
-  const { jobs, totals, injInside } = planJobs(spec, edge, segments, shiftTable, injTimes);
+  const shiftTable = [shiftVector(0, 0, nIfo), ...background!];
+  const { jobs, totals, injInside } = planned ?? planJobs(spec, ex, segments, shiftTable, injTimes);
   const counts = { background: 0, foreground: 0, injection: 0 };
   for (const j of jobs) counts[j.payload.kind]++;
 
@@ -270,9 +307,15 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
     skipped,
     shiftTable,
     edge,
+    ...(inputs.vetoes ? { vetoes: inputs.vetoes } : {}),
     jobs,
     counts,
-    livetime: { background_s: totals.background / isr, foreground_s: totals.foreground / isr, injection_s: totals.injection / isr },
+    livetime: {
+      background_s: totals.background / isr,
+      foreground_s: totals.foreground / isr,
+      injection_s: totals.injection / isr,
+      vetoed_s: totals.vetoed / isr,
+    },
     files: Object.fromEntries(Object.entries(inputs.inventory.files).map(([ifo, list]) => [ifo, list.map((f) => f.path)])),
     warnings,
   };

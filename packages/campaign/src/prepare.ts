@@ -1,4 +1,6 @@
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { SegmentList } from "@timeslide/segments";
 import { readInjectionTimes } from "@timeslide/strain";
 import { CampaignError, loadCampaign, type LoadedCampaign } from "./load.js";
 import { takeInventory } from "./inventory.js";
@@ -20,5 +22,20 @@ export async function prepareCampaign(file: string): Promise<{ campaign: LoadedC
       throw new CampaignError(campaign.file, [`${campaign.file}: injections.file: ${(e as Error).message}`]);
     }
   }
-  return { campaign, plan: planCampaign(campaign, { inventory, injectionTimes }) };
+  let vetoes: SegmentList | undefined;
+  if (campaign.spec.background.vetoes) {
+    const path = resolve(campaign.baseDir, campaign.spec.background.vetoes);
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (e) {
+      throw new CampaignError(campaign.file, [`${campaign.file}: background.vetoes: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]);
+    }
+    try {
+      vetoes = SegmentList.fromText(text, path).coalesce();
+    } catch (e) {
+      throw new CampaignError(campaign.file, [`${campaign.file}: background.vetoes: ${(e as Error).message}`]);
+    }
+  }
+  return { campaign, plan: planCampaign(campaign, { inventory, injectionTimes, vetoes }) };
 }

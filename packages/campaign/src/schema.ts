@@ -87,6 +87,8 @@ export const CampaignSpec = z.strictObject({
       max_job_duration: positive("a duration in s > 0").default(4096),
       /** background livetime one job analyses at most: its chunk's shifts are packed up to this */
       job_livetime: duration('a duration such as 86400 or "2d"').default(2 * 86_400),
+      /** segment file ("start end" lines): background samples whose window overlaps one, in any detector's own time, are not produced */
+      vetoes: z.string().min(1).optional(),
     })
     .refine((b) => (b.livetime === undefined) !== (b.shifts === undefined), {
       message: "give exactly one of livetime (a target) or shifts (a count or a list)",

@@ -6,8 +6,8 @@
 // campaign's data and output roots.
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { z } from "zod";
-import { Segment } from "@timeslide/segments";
-import { planJobs } from "./plan.js";
+import { Segment, SegmentList } from "@timeslide/segments";
+import { planJobs, type Exclusions } from "./plan.js";
 import type { Redis } from "ioredis";
 import { CampaignSpec } from "./schema.js";
 import { readMeta, type CampaignMeta } from "./store.js";
@@ -29,7 +29,11 @@ export async function readStoredCampaign(redis: Redis, prefix: string, campaign:
 /** Job ids as the planner writes them (`jobId`): they name result files, so nothing else is accepted. */
 export const JOB_ID_PATTERN = /^(bg|fg|inj)-\d+(\.\d+)?-k\d+$/;
 
-const StoredSegments = z.object({ segments: z.array(z.tuple([z.number(), z.number()])).min(1), edge_s: z.number().nonnegative() });
+const StoredSegments = z.object({
+  segments: z.array(z.tuple([z.number(), z.number()])).min(1),
+  edge_s: z.number().nonnegative(),
+  vetoes: z.array(z.tuple([z.number(), z.number()])).optional(),
+});
 const ShiftTable = z.array(z.array(z.number())).min(1);
 
 /**
@@ -46,15 +50,16 @@ export function plannedJobs(meta: Pick<CampaignMeta, "campaign" | "plan" | "shif
     throw new Error(`campaign ${meta.campaign}: the stored shift table is not a list of ${spec.ifos.length}-detector shift vectors`);
   const segments = stored.data.segments.map(([s, e]) => new Segment(s, e));
   const times = injectionTimes ? Float64Array.from(injectionTimes).sort() : spec.injections ? ("every-chunk" as const) : undefined;
-  const { jobs } = planJobs(spec, stored.data.edge_s, segments, table.data, times);
+  const vetoes = stored.data.vetoes && new SegmentList(stored.data.vetoes).coalesce();
+  const { jobs } = planJobs(spec, { edge: stored.data.edge_s, vetoes }, segments, table.data, times);
   return new Map(jobs.map((j) => [j.id, j.payload]));
 }
 
-/** The segment-end edge (s) the campaign was planned with (the stored plan's edge_s). */
-export function storedEdge(meta: Pick<CampaignMeta, "campaign" | "plan">): number {
+/** The segment-end edge (s) and background vetoes the campaign was planned with (the stored plan's edge_s and vetoes). */
+export function storedExclusions(meta: Pick<CampaignMeta, "campaign" | "plan">): Exclusions {
   const stored = StoredSegments.safeParse(meta.plan);
   if (!stored.success) throw new Error(`campaign ${meta.campaign}: the stored plan has no valid segments and edge_s (metadata edited or from another version?)`);
-  return stored.data.edge_s;
+  return { edge: stored.data.edge_s, vetoes: stored.data.vetoes && new SegmentList(stored.data.vetoes).coalesce() };
 }
 
 /**

@@ -177,3 +177,89 @@ export function chooseShifts(
   }
   return { shifts, livetime: samples / o.inferenceSamplingRate };
 }
+
+export interface VetoGeometry {
+  /** s: a sample stamped t depends on each detector's window [t − kernel + δ_i, t + δ_i) */
+  kernelLength: number;
+  inferenceSamplingRate: number;
+  /** circular slides: each detector's own time wraps within this ring [a, b) */
+  ring?: readonly [number, number];
+}
+
+/**
+ * The detection-statistic samples of one shift that a veto removes (DESIGN.md
+ * "Real signals in the background"): sample j, stamped `out0 + j/isr`
+ * (reference time, window end), is vetoed when its window in any detector's
+ * own time overlaps a veto. Returns sorted, disjoint [j0, j1) index ranges
+ * within [0, n). `vetoes`: sorted, disjoint segments (a coalesced list).
+ */
+export function vetoedSamples(
+  out0: number,
+  n: number,
+  shift: readonly number[],
+  vetoes: readonly { start: number; end: number }[],
+  g: VetoGeometry,
+): Array<[number, number]> {
+  if (n <= 0 || vetoes.length === 0) return [];
+  const isr = g.inferenceSamplingRate;
+  const K = g.kernelLength;
+  const out1 = out0 + n / isr;
+  const ranges: Array<[number, number]> = [];
+  // Reference times t with [t − K + δ, t + δ) ∩ [v0, v1) ≠ ∅: t ∈ (v0 − δ, v1 − δ + K).
+  const addImage = (v0: number, v1: number, d: number) => {
+    const j0 = Math.max(0, Math.floor((v0 - d - out0) * isr + FLOOR_EPS) + 1);
+    const j1 = Math.min(n, Math.ceil((v1 - d + K - out0) * isr - FLOOR_EPS));
+    if (j1 > j0) ranges.push([j0, j1]);
+  };
+  for (const d of new Set(shift)) {
+    // own-time span of this detector's windows: [out0 − K + δ, out1 + δ)
+    const lo = out0 - K + d;
+    const hi = out1 + d;
+    if (!g.ring) {
+      for (let i = firstEndingAfter(vetoes, lo); i < vetoes.length && vetoes[i].start < hi; i++) addImage(vetoes[i].start, vetoes[i].end, d);
+      continue;
+    }
+    const [a, b] = g.ring;
+    const R = b - a;
+    // the windows' own times, unwrapped, cover [lo, hi); vetoes repeat every R
+    for (let m = Math.floor((lo - b) / R); a + m * R < hi; m++) {
+      const off = m * R;
+      for (let i = firstEndingAfter(vetoes, Math.max(a, lo - off)); i < vetoes.length && vetoes[i].start < Math.min(b, hi - off); i++) {
+        const v0 = Math.max(a, vetoes[i].start);
+        const v1 = Math.min(b, vetoes[i].end);
+        if (v1 > v0) addImage(v0 + off, v1 + off, d);
+      }
+    }
+  }
+  return mergeRanges(ranges);
+}
+
+/** Number of samples in ranges from `vetoedSamples`. */
+export function countRanges(ranges: ReadonlyArray<readonly [number, number]>): number {
+  let n = 0;
+  for (const [a, b] of ranges) n += b - a;
+  return n;
+}
+
+function firstEndingAfter(list: readonly { start: number; end: number }[], t: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid].end <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function mergeRanges(r: Array<[number, number]>): Array<[number, number]> {
+  if (r.length < 2) return r;
+  r.sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [r[0]];
+  for (let i = 1; i < r.length; i++) {
+    const last = out[out.length - 1];
+    if (r[i][0] <= last[1]) last[1] = Math.max(last[1], r[i][1]);
+    else out.push(r[i]);
+  }
+  return out;
+}
