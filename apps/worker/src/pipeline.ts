@@ -2,7 +2,7 @@ import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { SegmentList, vetoedSamples } from "@timeslide/segments";
 import { dirname, resolve } from "node:path";
-import { JOB_ID_PATTERN, livetimeOptionsOf, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary } from "@timeslide/campaign";
+import { JOB_ID_PATTERN, livetimeOptionsOf, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary, type PlannedJobs } from "@timeslide/campaign";
 import { BadSegmentError, DetectorStream, injectInto, openWhitenedStrain, segmentEdge, type InjectionSet, type WhitenedStrain } from "@timeslide/strain";
 import { integrate, cluster, windowSamples, writeEvents } from "@timeslide/stats";
 import type { Channel, DetectionModel } from "./inference.js";
@@ -21,7 +21,7 @@ export interface JobContext {
   output: string;
   injections?: InjectionSet;
   /** the campaign's jobs by id, rebuilt from its metadata: payloads read from Redis are checked against it */
-  planned?: ReadonlyMap<string, JobPayload>;
+  planned?: PlannedJobs;
   /** each detector's data files, opened once for the jobs of this context (filled by the jobs) */
   streams?: Map<string, Promise<DetectorStream>>;
 }

@@ -31,4 +31,4 @@ export {
 } from "./queue.js";
 export * from "./keys.js";
 export * from "./jobs.js";
-export { JOB_ID_PATTERN, readStoredCampaign, plannedJobs, storedExclusions, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";
+export { JOB_ID_PATTERN, readStoredCampaign, plannedJobs, PlannedJobs, storedExclusions, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";

@@ -239,7 +239,8 @@ export function planJobs(
     }
   }
   // Foreground and injection jobs first: cheap, and what analysts look at first.
-  jobs.push(...bgJobs);
+  // (A loop, not push(...bgJobs): 10^5 arguments overflow the stack.)
+  for (const j of bgJobs) jobs.push(j);
   return { jobs, totals, injInside };
 }
 

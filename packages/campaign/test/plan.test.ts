@@ -3,8 +3,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import fc from "fast-check";
 import h5wasm from "h5wasm/node";
-import { SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
-import { parseCampaign, planCampaign, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, type DataInventory } from "@timeslide/campaign";
+import { Segment, SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
+import { parseCampaign, planCampaign, planJobs, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, livetimeOptionsOf, type DataInventory } from "@timeslide/campaign";
 import { resamplingHalfSupport } from "@timeslide/strain";
 import { FIXTURES, tempDir, writeCampaign } from "./helpers.js";
 
@@ -307,5 +307,33 @@ background: { shifts: 1, step: 2 }
     } finally {
       cleanup();
     }
+  });
+});
+
+describe("a thousand years", () => {
+  it("plans more than 2·10^5 jobs in seconds, in queue order, without spreading them on the stack", () => {
+    // 30 segments of a day, circular, 8000 shifts: ~2.4·10^5 background jobs of 1 h of livetime each
+    const c = parseCampaign(
+      `name: big
+ifos: [H1, L1]
+data: { files: ["x"], sample_rate: 4 }
+inference: { kernel_length: 1.5, inference_sampling_rate: 4, psd_length: 64, fduration: 1, highpass: 1 }
+background: { shifts: 8000, step: 2, max_job_duration: 86400, job_livetime: 3600, circular: true }
+`,
+      "big.yaml",
+    );
+    const segments = Array.from({ length: 30 }, (_, i) => new Segment(1e9 + i * 100_000, 1e9 + i * 100_000 + 86_400));
+    const shiftTable = Array.from({ length: 8001 }, (_, k) => shiftVector(k, 2, 2));
+    const { jobs, totals } = planJobs(c.spec, { edge: 0.5 }, segments, shiftTable);
+    expect(jobs.length).toBeGreaterThan(200_000);
+    const firstBg = jobs.findIndex((j) => j.payload.kind === "background");
+    expect(jobs.slice(0, firstBg).every((j) => j.payload.kind === "foreground")).toBe(true);
+    expect(jobs.slice(firstBg).every((j) => j.payload.kind === "background")).toBe(true);
+    // every shift of every segment planned once, livetime exactly the sum of the jobs'
+    let sum = 0;
+    for (const j of jobs) if (j.payload.kind === "background") sum += j.payload.livetime * 4;
+    expect(sum).toBe(totals.background);
+    const perSegment = livetimeSamples(86_400, [0, 2], livetimeOptionsOf(c.spec, 0.5));
+    expect(totals.background).toBe(perSegment * 30 * 8000);
   });
 });
