@@ -137,6 +137,12 @@ background: ${background}
     const st0 = performance.now();
     await campaignStatus(redis, prefix, name);
     const st1 = performance.now();
+    // cancel (waiting jobs removed, queue paused), then purge (everything in Redis)
+    const c0 = performance.now();
+    await cancelCampaign(redis, prefix, name, false);
+    const c1 = performance.now();
+    await cancelCampaign(redis, prefix, name, true);
+    const c2 = performance.now();
 
     const files = Object.values(inventory.files).reduce((a, f) => a + f.length, 0);
     const jobs = plan.jobs.length;
@@ -147,7 +153,7 @@ background: ${background}
       `${(plan.livetime.foreground_s / 86400).toFixed(2)} d coincident livetime`);
     console.log(`plan: ${plan.shiftTable.length - 1} shifts, ${jobs} jobs (bg ${plan.counts.background}, fg ${plan.counts.foreground}), ` +
       `background ${(plan.livetime.background_s / JULIAN_YEAR).toFixed(3)} y; heap after submit ${(heap / 2 ** 20).toFixed(0)} MiB`);
-    console.log(`time: read metadata ${s(t1 - t0)} s + plan ${s(t2 - t1)} s + submit ${s(t3 - t2)} s = ${s(t3 - t0)} s; status ${s(st1 - st0)} s`);
+    console.log(`time: read metadata ${s(t1 - t0)} s + plan ${s(t2 - t1)} s + submit ${s(t3 - t2)} s = ${s(t3 - t0)} s; status ${s(st1 - st0)} s, cancel ${s(c1 - c0)} s, purge ${s(c2 - c1)} s`);
     console.log(`redis: ${perJob.toFixed(0)} B per waiting job (target ≤ 1024 B), ${((mem1 - mem0) / 2 ** 20).toFixed(1)} MiB in all; plain-list baseline ${perJobBase.toFixed(0)} B/job, ratio ${(perJob / perJobBase).toFixed(2)}`);
     console.log(`submit: ${(jobs / ((t3 - t2) / 1000)).toFixed(0)} jobs/s; plain-list baseline ${(jobs / ((b1 - b0) / 1000)).toFixed(0)} jobs/s, ratio ${((b1 - b0) / (t3 - t2)).toFixed(2)}`);
     return { jobs, total: t3 - t0, bytes: mem1 - mem0 };
