@@ -15,6 +15,7 @@ import {
   type EventSet,
 } from "@timeslide/stats";
 import { ReportJson, renderReportHtml, type ReportExtras } from "@timeslide/report";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { farCurveBlock, foregroundRows, injectionBlock, livetimeBlock, type InjectionSet } from "./build.js";
 
 export interface AggregateOptions {
@@ -27,6 +28,8 @@ export interface AggregateOptions {
   capacity?: number;
   /** the injection file (default: the campaign's injections.file) */
   injectionFile?: string;
+  /** ignore the checkpoint of the last aggregation and read every job file */
+  fromScratch?: boolean;
   logger?: Logger;
 }
 
@@ -111,12 +114,18 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   results.sort((a, b) => (a.job_id < b.job_id ? -1 : a.job_id > b.job_id ? 1 : 0)); // deterministic order
   const partial = meta.state !== "submitted" || results.length + failures.length < meta.total_jobs;
 
-  const bg = new BackgroundSummary({ nIfo, capacity: o.capacity ?? chooseCapacity(meta.planned.background, meta.planned.foreground) });
+  // Background from the last aggregation's checkpoint plus the jobs since.
+  const capacity = o.capacity ?? chooseCapacity(meta.planned.background, meta.planned.foreground);
+  const key = { campaign: o.campaign, specHash: meta.spec_hash ?? "", capacity, nIfo };
+  const completedBg = new Set(results.filter((r) => r.kind === "background").map((r) => r.job_id));
+  const bg = (o.fromScratch ? undefined : await loadCheckpoint(out, key, completedBg, log)) ?? new BackgroundSummary({ nIfo, capacity });
+  const carried = bg.jobCount;
   const fgParts: EventSet[] = [];
   const injParts: EventSet[] = [];
   const injected = new Set<number>();
   let injectedListed = true;
   for (const s of results) {
+    if (s.kind === "background" && bg.hasJob(s.job_id)) continue; // folded into the checkpoint
     const path = jobFile(s, out, meta.output);
     const { events: ev } = await readEventsFile(path);
     if (ev.nIfo !== nIfo) throw new Error(`${path}: /events/shift has ${ev.nIfo} columns, campaign ${o.campaign} has ${nIfo} detectors`);
@@ -177,6 +186,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   };
   const jobsList = (kind: string) => results.filter((r) => r.kind === kind).map((r) => r.job_id);
   await writeBackground(files.background, bg, { ifos, campaign: o.campaign });
+  saveCheckpoint(out, key, files.background);
   const sig = rows; // time-ordered, like the events written below
   const order = Array.from({ length: fg.time.length }, (_, i) => i).sort((a, b) => fg.time[a] - fg.time[b]);
   const pickRows = (a: Float64Array, w = 1) => Float64Array.from({ length: order.length * w }, (_, k) => a[order[Math.floor(k / w)] * w + (k % w)]);
@@ -221,7 +231,17 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   atomicWrite(files.report_json, JSON.stringify(report, null, 2) + "\n");
   atomicWrite(files.report_html, await renderReportHtml(report, extras));
   log.info(
-    { campaign: o.campaign, out, partial, jobs: results.length, failed: failures.length, background_s: bg.livetime, events: bg.events, ms: Date.now() - t0 },
+    {
+      campaign: o.campaign,
+      out,
+      partial,
+      jobs: results.length,
+      jobs_read: results.length - carried,
+      failed: failures.length,
+      background_s: bg.livetime,
+      events: bg.events,
+      ms: Date.now() - t0,
+    },
     "aggregated",
   );
   return { out, partial, report, files };
