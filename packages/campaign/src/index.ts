@@ -10,6 +10,8 @@ export {
   livetimeOptionsOf,
   campaignEdge,
   planJobs,
+  DEFAULT_JOB_LIVETIME,
+  MAX_BACKGROUND_JOBS,
   type Plan,
   type Exclusions,
   type PlanSummary,

@@ -85,8 +85,12 @@ export const CampaignSpec = z.strictObject({
       step: z.number({ error: (i) => expected("a number of seconds", i.input) }).default(1.0),
       circular: z.boolean({ error: (i) => expected("true or false", i.input) }).default(false),
       max_job_duration: positive("a duration in s > 0").default(4096),
-      /** background livetime one job analyses at most: its chunk's shifts are packed up to this */
-      job_livetime: duration('a duration such as 86400 or "2d"').default(2 * 86_400),
+      /**
+       * background livetime one job analyses at most: its chunk's shifts are
+       * packed up to this. Unset: 2 d, grown for very large campaigns so the
+       * background is at most MAX_BACKGROUND_JOBS jobs (see plan.ts).
+       */
+      job_livetime: duration('a duration such as 86400 or "2d"').optional(),
       /** segment file ("start end" lines): background samples whose window overlaps one, in any detector's own time, are not produced */
       vetoes: z.string().min(1).optional(),
     })
