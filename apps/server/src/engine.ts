@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import {
   configForOnnx,
+  configWarnings,
   listModelNames,
   readModel,
   readOnnxSignature,
@@ -469,6 +470,7 @@ export class Engine {
     let model: ServedModel;
     try {
       const entry = readModel(this.opts.repository, name);
+      for (const w of configWarnings(entry.config)) log.warn({ model: name }, w);
       model = await this.build(entry);
     } catch (e) {
       const msg = `failed to load '${name}': ${(e as Error).message}`;
