@@ -15,3 +15,13 @@ export {
   type VolumePoint,
   type EfficiencyBin,
 } from "./injections.js";
+export {
+  hierarchicalRemoval,
+  exclusiveSignificance,
+  RemovedStatistics,
+  type RemovalCandidate,
+  type RemovalTake,
+  type RemovedEntry,
+  type HierarchicalResult,
+  type HierarchicalOptions,
+} from "./removal.js";
