@@ -38,6 +38,7 @@ const IW = 1; // integration_window
 const CW = 4; // cluster_window = default removal window
 const ISR = 2;
 const PSD = 16;
+const FS = 128; // data.sample_rate
 
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env, cwd: dir });
@@ -101,19 +102,6 @@ beforeAll(async () => {
   cli(["model-repo", "--out", "models", "--ifos", "2", "--kernel-length", String(K), "--sample-rate", "128", "--inference-sampling-rate", String(ISR), "--batch-size", "32"]);
   port = await freePort();
   start(["serve", "--repo", "models", "--host", "127.0.0.1", "--port", String(port), "--threads", "1"]);
-  writeFileSync(
-    join(dir, "campaign.yaml"),
-    `name: removal
-ifos: [H1, L1]
-data: { files: ["data/*.hdf5"], sample_rate: 128, segments: { flags: [DATA], min_duration: 120 } }
-model: { name: detector-stream, servers: ["127.0.0.1:${port}"] }
-inference: { kernel_length: ${K}, inference_sampling_rate: ${ISR}, batch_size: 32, psd_length: ${PSD}, fduration: 1, highpass: 20 }
-background: { shifts: 8, step: 9, max_job_duration: 400 }
-significance: { hierarchical_removal: 1 }
-postprocess: { integration_window: ${IW}, cluster_window: ${CW} }
-output: results
-`,
-  );
 }, 180_000);
 
 afterAll(async () => {
@@ -125,6 +113,23 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A campaign over the data with the given background block. */
+function writeCampaign(name: string, background: string) {
+  writeFileSync(
+    join(dir, `${name}.yaml`),
+    `name: ${name}
+ifos: [H1, L1]
+data: { files: ["data/*.hdf5"], sample_rate: ${FS}, segments: { flags: [DATA], min_duration: 120 } }
+model: { name: detector-stream, servers: ["127.0.0.1:${port}"] }
+inference: { kernel_length: ${K}, inference_sampling_rate: ${ISR}, batch_size: 32, psd_length: ${PSD}, fduration: 1, highpass: 20 }
+background: ${background}
+significance: { hierarchical_removal: 1 }
+postprocess: { integration_window: ${IW}, cluster_window: ${CW} }
+output: results-${name}
+`,
+  );
+}
+
 interface Row {
   time: number;
   detection_statistic: number;
@@ -133,38 +138,44 @@ interface Row {
   far_per_year_exclusive?: number;
 }
 
-/** |t + δ_i − t_c| < w for some detector i: DESIGN.md's removal condition. */
-const inZone = (t: number, shift: number[], tc: number, w: number) => shift.some((d) => Math.abs(t + d - tc) < w);
+/**
+ * |t + δ_i − t_c| < w for some detector i: DESIGN.md's removal condition. On a
+ * circular ring of period R (the slid detectors wrap), for some image t_c + mR.
+ */
+const inZone = (t: number, shift: number[], tc: number, w: number, R?: number) =>
+  shift.some((d) => (R ? [-2, -1, 0, 1, 2].map((m) => tc + m * R) : [tc]).some((u) => Math.abs(t + d - u) < w));
 
-describe("hierarchical removal through worker processes", () => {
-  it("a loud signal's slid copies inflate the next candidate's FAR; removing it leaves that candidate saturated; removed livetime is exact", async () => {
-    const plan = JSON.parse(cli(["plan", "campaign.yaml", "--json"]));
+async function runAndCheck(name: string, circular: boolean) {
+    const plan = JSON.parse(cli(["plan", `${name}.yaml`, "--json"]));
     expect(plan.segments).toEqual([[START, START + 1200]]);
-    cli(["submit", "campaign.yaml", "--json"]);
-    const workers = [start(["worker", "removal"]), start(["worker", "removal"])];
+    // circular: each detector wraps within [s + edge, e − edge), in whole samples at data.sample_rate
+    const R = circular ? Math.round((1200 - 2 * plan.edge_s) * FS) / FS : undefined;
+    cli(["submit", `${name}.yaml`, "--json"]);
+    const workers = [start(["worker", name]), start(["worker", name])];
     const deadline = Date.now() + 240_000;
-    let status = JSON.parse(cli(["status", "removal", "--json"]));
+    let status = JSON.parse(cli(["status", name, "--json"]));
     while (!status.done && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1000));
-      status = JSON.parse(cli(["status", "removal", "--json"]));
+      status = JSON.parse(cli(["status", name, "--json"]));
     }
     expect(status.done).toBe(true);
     expect(status.jobs.failed).toBe(0);
-    const htmlPath = join(dir, "results", "report.html");
+    const out = join(dir, `results-${name}`);
+    const htmlPath = join(out, "report.html");
     for (let i = 0; i < 240 && !existsSync(htmlPath); i++) await new Promise((r) => setTimeout(r, 250));
-    const report = JSON.parse(readFileSync(join(dir, "results", "report.json"), "utf8"));
+    const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
     const Tbg: number = report.livetime.background_s;
     expect(Tbg).toBe(plan.livetime.background_s);
 
     // The same campaign aggregated without removal (the report command, another process).
     const redis = new Redis(REDIS_URL);
     const { aggregateCampaign } = await import("@timeslide/aggregator");
-    const inclusive = (await aggregateCampaign({ redis, prefix, campaign: "removal", out: join(dir, "no-removal"), significance: { hierarchical_removal: 0 }, logger: (await import("pino")).pino({ level: "silent" }) })).report;
+    const inclusive = (await aggregateCampaign({ redis, prefix, campaign: name, out: join(dir, `no-removal-${name}`), significance: { hierarchical_removal: 0 }, logger: (await import("pino")).pino({ level: "silent" }) })).report;
     redis.disconnect();
     expect(inclusive.removed).toBeUndefined();
 
     // Every background event, read here from the job files.
-    const jobsDir = join(dir, "results", "jobs");
+    const jobsDir = join(out, "jobs");
     const bgEvents: Array<{ t: number; x: number; shift: number[] }> = [];
     for (const f of readdirSync(jobsDir).filter((n) => n.startsWith("bg-"))) {
       const ev: EventSet = (await readEventsFile(join(jobsDir, f))).events;
@@ -180,7 +191,7 @@ describe("hierarchical removal through worker processes", () => {
 
     // A's copies: in every slide, background events at A's time (in one detector's own time) louder than B.
     const w = CW;
-    const copies = bgEvents.filter((e) => inZone(e.t, e.shift, A.time, w));
+    const copies = bgEvents.filter((e) => inZone(e.t, e.shift, A.time, w, R));
     const slidesWithLoudCopy = new Set(copies.filter((e) => e.x >= B.detection_statistic).map((e) => e.shift[1]));
     expect(slidesWithLoudCopy.size).toBe(plan.shifts.length);
     // A itself is louder than every background event: saturated (the condition for removing it)
@@ -190,7 +201,7 @@ describe("hierarchical removal through worker processes", () => {
     // Without removal: B's FAR counts A's copies (n = background events at least as loud as B, all of them A's copies).
     const nB = bgEvents.filter((e) => e.x >= B.detection_statistic).length;
     expect(nB).toBeGreaterThanOrEqual(plan.shifts.length);
-    expect(bgEvents.filter((e) => e.x >= B.detection_statistic).every((e) => inZone(e.t, e.shift, A.time, w))).toBe(true);
+    expect(bgEvents.filter((e) => e.x >= B.detection_statistic).every((e) => inZone(e.t, e.shift, A.time, w, R))).toBe(true);
     expect(B0.saturated).toBe(false);
     expect(B0.far_per_year).toBe(((nB + 1) * JULIAN_YEAR_S) / Tbg);
 
@@ -201,24 +212,30 @@ describe("hierarchical removal through worker processes", () => {
     expect(removed.detection_statistic).toBe(A.detection_statistic);
     expect(removed.events_removed).toBe(copies.length);
 
-    // Independent count: segment [s, e), shift δ: samples j = 0 .. floor((L − max δ − psd − edge)·isr) − 1,
+    // Independent count: segment [s, e), shift δ: samples j = 0 .. n − 1 with
+    // n = floor((L − max δ − psd − edge)·isr) (circular: floor((L − psd − edge)·isr)),
     // stamped s + psd + j/isr (window end); an event there has time stamp − K/2 − IW/2.
     let samples = 0;
     for (const [s, e] of plan.segments as Array<[number, number]>)
       for (const shift of plan.shifts as number[][]) {
-        const n = Math.floor((e - s - Math.max(...shift) - PSD - plan.edge_s) * ISR + 1e-9);
-        for (let j = 0; j < n; j++) if (inZone(s + PSD + j / ISR - K / 2 - IW / 2, shift, A.time, w)) samples++;
+        const n = Math.floor((e - s - (circular ? 0 : Math.max(...shift)) - PSD - plan.edge_s) * ISR + 1e-9);
+        for (let j = 0; j < n; j++) if (inZone(s + PSD + j / ISR - K / 2 - IW / 2, shift, A.time, w, R)) samples++;
       }
     expect(samples).toBeGreaterThan(0);
     expect(removed.livetime_removed_s).toBe(samples / ISR);
-    // (A's event time lies on the sample grid, so each shift loses 2w·isr − 1 samples in each detector's own time;
-    // the two zones are a shift (≥ 9 s) apart, so they do not overlap here)
-    expect((A.time - (START + PSD - K / 2 - IW / 2)) * ISR % 1).toBe(0);
-    expect(samples).toBe(plan.shifts.length * 2 * (2 * w * ISR - 1));
+    if (!circular) {
+      // (A's event time lies on the sample grid, so each shift loses 2w·isr − 1 samples in each detector's own time;
+      // the two zones are a shift (≥ 9 s) apart, so they do not overlap here)
+      expect((A.time - (START + PSD - K / 2 - IW / 2)) * ISR % 1).toBe(0);
+      expect(samples).toBe(plan.shifts.length * 2 * (2 * w * ISR - 1));
+    } else {
+      // some slid copies of A wrapped round the ring: found only through the image t_c ± R
+      expect(copies.some((e) => !inZone(e.t, e.shift, A.time, w))).toBe(true);
+    }
 
     // B: inclusive FAR unchanged; exclusive (after A's removal) saturated: nothing left is as loud.
     const left = Tbg - removed.livetime_removed_s;
-    const nBleft = bgEvents.filter((e) => e.x >= B.detection_statistic && !inZone(e.t, e.shift, A.time, w)).length;
+    const nBleft = bgEvents.filter((e) => e.x >= B.detection_statistic && !inZone(e.t, e.shift, A.time, w, R)).length;
     expect(nBleft).toBe(0);
     expect(B.far_per_year).toBe(B0.far_per_year);
     expect(B.far_per_year_exclusive).toBe((1 * JULIAN_YEAR_S) / left);
@@ -227,7 +244,7 @@ describe("hierarchical removal through worker processes", () => {
     // every other candidate: against the background left after A's removal
     for (const r of report.foreground as Row[]) {
       if (r === A) continue;
-      const n = bgEvents.filter((e) => e.x >= r.detection_statistic && !inZone(e.t, e.shift, A.time, w)).length;
+      const n = bgEvents.filter((e) => e.x >= r.detection_statistic && !inZone(e.t, e.shift, A.time, w, R)).length;
       expect(r.far_per_year_exclusive).toBe(((n + 1) * JULIAN_YEAR_S) / left);
     }
 
@@ -236,5 +253,17 @@ describe("hierarchical removal through worker processes", () => {
     expect(html).toContain("FAR (/yr) exclusive");
 
     await Promise.all(workers.map((wk) => new Promise((r) => (wk.once("exit", r), wk.kill("SIGTERM")))));
+}
+
+describe("hierarchical removal through worker processes", () => {
+  it("a loud signal's slid copies inflate the next candidate's FAR; removing it leaves that candidate saturated; removed livetime is exact", async () => {
+    writeCampaign("removal", "{ shifts: 8, step: 9, max_job_duration: 400 }");
+    await runAndCheck("removal", false);
+  });
+
+  it("circular slides: copies that wrap round the ring are removed too, livetime exact", async () => {
+    // step 300 s: shifts 600 and 900 s wrap A's L1 copy round the ~1199 s ring
+    writeCampaign("removalc", "{ shifts: 3, step: 300, circular: true, max_job_duration: 400 }");
+    await runAndCheck("removalc", true);
   });
 });

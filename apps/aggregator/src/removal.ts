@@ -11,7 +11,8 @@
 // and an event at it always agree); the samples meeting the same condition,
 // produced (not vetoed) and not taken by an earlier removal, are removed,
 // shift by shift. Circular slides: detector i's data wrap within the ring
-// [a, b) (R = b − a), so its stream holds t_c at every t_c + mR: the
+// [a, b) with period R (b − a in whole samples of the analysis rate:
+// /grid ring_period), so its stream holds t_c at every t_c + mR: the
 // condition is |t + δ_i − (t_c + mR)| < w for some m when t_c is in the ring.
 import type { Logger } from "pino";
 import type { JobPayload } from "@timeslide/campaign";
@@ -80,7 +81,7 @@ export class BackgroundRemover {
         if (Math.abs(produced / isr - job.livetime) > 0.5 / isr)
           throw new Error(`${job.path}: /grid holds ${produced / isr} s of produced samples but the job's livetime is ${job.livetime} s`);
         const off = grid.eventTimeOffset;
-        const ring = grid.ring;
+        const ring = grid.ring ? { bounds: grid.ring, period: grid.ringPeriod ?? grid.ring[1] - grid.ring[0] } : undefined;
         const takenEvents = this.#takenEvents.get(job.job_id) ?? new Set<number>();
         this.#takenEvents.set(job.job_id, takenEvents);
         for (const [ri, row] of grid.rows.entries()) {
@@ -134,9 +135,9 @@ export class BackgroundRemover {
  * on a circular ring holding t_c, every t_c + mR within w of the row's own
  * times [lo, hi].
  */
-function imagesOf(tc: number, ring: [number, number] | undefined, lo: number, hi: number, w: number): number[] {
-  if (!ring || !(tc >= ring[0] && tc < ring[1])) return [tc];
-  const R = ring[1] - ring[0];
+function imagesOf(tc: number, ring: { bounds: [number, number]; period: number } | undefined, lo: number, hi: number, w: number): number[] {
+  if (!ring || !(tc >= ring.bounds[0] && tc < ring.bounds[1])) return [tc];
+  const R = ring.period;
   const out: number[] = [];
   for (let m = Math.ceil((lo - w - tc) / R) - 1; m <= Math.floor((hi + w - tc) / R) + 1; m++) out.push(tc + m * R);
   return out;

@@ -97,7 +97,7 @@ describe("BackgroundRemover", () => {
     const second = await r.remove(tc2);
     const both = expected(shifts, [tc1, tc2], w);
     expect(first.livetime_s + second.livetime_s).toBe(both.samples / ISR);
-    expect(sorted([...first.statistics, ...second.statistics])).toEqual(both.stats);
+    expect(sorted([...Array.from(first.statistics), ...Array.from(second.statistics)])).toEqual(both.stats);
     expect(second.livetime_s).toBeLessThan(e1.samples / ISR); // the overlap was not counted again
   });
 

@@ -336,7 +336,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
       kind: p.kind,
       job_id: id,
     }, { campaign: ctx.campaign }, {
-      grid: gridGroup({ inferenceSamplingRate: isr, eventTimeOffset, ...(circular ? { ring } : {}), rows: gridRows }, ifos.length),
+      // circular: wrappedChannel's period is the ring's length in whole samples
+      grid: gridGroup({ inferenceSamplingRate: isr, eventTimeOffset, ...(circular ? { ring, ringPeriod: Math.round((ring[1] - ring[0]) * fs) / fs } : {}), rows: gridRows }, ifos.length),
       ...(p.kind === "injection"
         ? { injections: { datasets: { index: BigInt64Array.from([...injected].sort((a, b) => a - b), (k) => BigInt(k)) } } }
         : {}),

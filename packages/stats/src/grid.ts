@@ -12,7 +12,8 @@
 //   /grid/vetoed_row, vetoed_start, vetoed_end   int64 [V]: samples [start, end) of row `row` not produced (vetoes)
 //   attrs: inference_sampling_rate (Hz): sample j is stamped first + j / rate;
 //          event_time_offset (s): an event at sample j has time first + j / rate − offset;
-//          circular (0/1), ring_start, ring_end (circular: each detector wraps within [ring_start, ring_end))
+//          circular (0/1), ring_start, ring_end, ring_period (circular: each detector wraps within
+//          [ring_start, ring_end) with period ring_period: the ring's length in whole samples at the analysis rate)
 import type h5wasm from "h5wasm/node";
 import { h5, openH5, readRows, type ExtraGroup } from "./events-io.js";
 
@@ -32,6 +33,8 @@ export interface JobGrid {
   eventTimeOffset: number;
   /** circular slides: the ring each detector wraps within */
   ring?: [number, number];
+  /** circular slides: the period of the wrap (s): the ring's length in whole samples of the analysis rate */
+  ringPeriod?: number;
   rows: GridRow[];
 }
 
@@ -54,7 +57,7 @@ export function gridGroup(g: JobGrid, nIfo: number): ExtraGroup {
       inference_sampling_rate: g.inferenceSamplingRate,
       event_time_offset: g.eventTimeOffset,
       circular: g.ring ? 1 : 0,
-      ...(g.ring ? { ring_start: g.ring[0], ring_end: g.ring[1] } : {}),
+      ...(g.ring ? { ring_start: g.ring[0], ring_end: g.ring[1], ring_period: g.ringPeriod ?? g.ring[1] - g.ring[0] } : {}),
     },
     datasets: {
       shift_index: big((r) => r.shiftIndex),
@@ -159,7 +162,7 @@ export class JobFileReader {
     return {
       inferenceSamplingRate: attr("inference_sampling_rate"),
       eventTimeOffset: attr("event_time_offset"),
-      ...(circular ? { ring: [attr("ring_start"), attr("ring_end")] as [number, number] } : {}),
+      ...(circular ? { ring: [attr("ring_start"), attr("ring_end")] as [number, number], ringPeriod: attr("ring_period") } : {}),
       rows,
     };
   }
