@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
-import { CampaignSpec, campaignKeys, plannedJobs, readMeta, removalSettings, JobFailure, JobSummary, type CampaignMeta, type JobPayload } from "@timeslide/campaign";
+import { CampaignSpec, campaignKeys, plannedJobs, readMeta, removalSettings, shiftIndices, JobFailure, JobSummary, type CampaignMeta, type JobPayload } from "@timeslide/campaign";
 import {
   BackgroundSummary,
   chooseCapacity,
@@ -300,7 +300,14 @@ async function removeLoudest(
   } catch (e) {
     log.warn({ err: (e as Error).message }, "hierarchical removal: the plan cannot be rebuilt; every background job file is looked at");
   }
-  const jobs = bgFiles.map((j) => ({ ...j, payload: planned?.get(j.job_id) }));
+  const jobs: RemovalJob[] = bgFiles.map((j) => {
+    const payload = planned?.get(j.job_id);
+    if (!payload || spec.background.circular) return { ...j, payload };
+    // each detector's own times: the span shifted by the job's smallest to largest offset of that detector
+    const vs = shiftIndices(payload).map((k) => meta.shift_table[k]);
+    const ownTimes = spec.ifos.map((_, i): [number, number] => [payload.span[0] + Math.min(...vs.map((v) => v[i])), payload.span[1] + Math.max(...vs.map((v) => v[i]))]);
+    return { ...j, payload, ownTimes };
+  });
   const remover = new BackgroundRemover(jobs, settings.window, spec.inference.kernel_length / 2 + spec.postprocess.integration_window / 2, log);
   const candidates = Array.from(fg.time, (t, i) => ({ time: t, detection_statistic: fg.detection_statistic[i] }));
   const result = await hierarchicalRemoval({

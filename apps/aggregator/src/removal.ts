@@ -25,6 +25,12 @@ export interface RemovalJob {
   livetime: number;
   /** the planned payload (segment, span) when the plan can be rebuilt: only jobs near t_c are opened */
   payload?: JobPayload;
+  /**
+   * non-circular jobs with a known payload: per detector, the own-time range
+   * [span start + min δ_i, span end + max δ_i] its data come from (the span
+   * holds every output time), so a job none of whose detectors read near t_c is not opened
+   */
+  ownTimes?: Array<[number, number]>;
 }
 
 export interface RemovalDetail extends RemovalTake {
@@ -53,8 +59,10 @@ export class BackgroundRemover {
   #mayHold(j: RemovalJob, tc: number): boolean {
     if (!j.payload) return true;
     const [s, e] = j.payload.segment;
+    const margin = this.window + this.eventTimeOffset + 1;
     // Every detector's data is read inside the segment, so an event's own time lies in [s − offset, e).
-    return tc > s - this.window - this.eventTimeOffset - 1 && tc < e + this.window + 1;
+    if (!(tc > s - margin && tc < e + margin)) return false;
+    return !j.ownTimes || j.ownTimes.some(([a, b]) => tc > a - margin && tc < b + margin);
   }
 
   async remove(tc: number): Promise<RemovalDetail> {

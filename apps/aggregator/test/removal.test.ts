@@ -80,6 +80,14 @@ describe("BackgroundRemover", () => {
       [
         job,
         { ...other, payload: { v: 1, campaign: "c", kind: "background", segment: [4984, 5100], span: [4984, 5100], shifts: [[1, 1]], livetime: 50 } },
+        // same segment as t_c, but a later chunk whose detectors read far from it: never opened (the path does not exist)
+        {
+          job_id: "bg-1600-k1",
+          path: join(dir, "does-not-exist.h5"),
+          livetime: 100,
+          payload: { v: 1, campaign: "c", kind: "background", segment: [984, 3000], span: [1600, 2000], shifts: [[1, 2]], livetime: 100 },
+          ownTimes: [[1600, 2000], [1610, 2020]],
+        },
       ],
       w,
       OFF,
