@@ -7,6 +7,8 @@
 // background; B is then louder than everything left: saturated against the
 // exclusive background. The removed livetime is checked against a count made
 // here from the plan's segments, shifts and the DESIGN.md sample grid alone.
+// Once with non-circular slides, once with circular ones whose copies of A
+// wrap round the segment's ring.
 //
 // Real Redis, the embedded server and two worker processes (the CLI), the demo
 // ONNX model, HDF5 strain.
@@ -146,113 +148,113 @@ const inZone = (t: number, shift: number[], tc: number, w: number, R?: number) =
   shift.some((d) => (R ? [-2, -1, 0, 1, 2].map((m) => tc + m * R) : [tc]).some((u) => Math.abs(t + d - u) < w));
 
 async function runAndCheck(name: string, circular: boolean) {
-    const plan = JSON.parse(cli(["plan", `${name}.yaml`, "--json"]));
-    expect(plan.segments).toEqual([[START, START + 1200]]);
-    // circular: each detector wraps within [s + edge, e − edge), in whole samples at data.sample_rate
-    const R = circular ? Math.round((1200 - 2 * plan.edge_s) * FS) / FS : undefined;
-    cli(["submit", `${name}.yaml`, "--json"]);
-    const workers = [start(["worker", name]), start(["worker", name])];
-    const deadline = Date.now() + 240_000;
-    let status = JSON.parse(cli(["status", name, "--json"]));
-    while (!status.done && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 1000));
-      status = JSON.parse(cli(["status", name, "--json"]));
+  const plan = JSON.parse(cli(["plan", `${name}.yaml`, "--json"]));
+  expect(plan.segments).toEqual([[START, START + 1200]]);
+  // circular: each detector wraps within [s + edge, e − edge), in whole samples at data.sample_rate
+  const R = circular ? Math.round((1200 - 2 * plan.edge_s) * FS) / FS : undefined;
+  cli(["submit", `${name}.yaml`, "--json"]);
+  const workers = [start(["worker", name]), start(["worker", name])];
+  const deadline = Date.now() + 240_000;
+  let status = JSON.parse(cli(["status", name, "--json"]));
+  while (!status.done && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    status = JSON.parse(cli(["status", name, "--json"]));
+  }
+  expect(status.done).toBe(true);
+  expect(status.jobs.failed).toBe(0);
+  const out = join(dir, `results-${name}`);
+  const htmlPath = join(out, "report.html");
+  for (let i = 0; i < 240 && !existsSync(htmlPath); i++) await new Promise((r) => setTimeout(r, 250));
+  const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+  const Tbg: number = report.livetime.background_s;
+  expect(Tbg).toBe(plan.livetime.background_s);
+
+  // The same campaign aggregated again without removal (in this process, N overridden to 0).
+  const redis = new Redis(REDIS_URL);
+  const { aggregateCampaign } = await import("@timeslide/aggregator");
+  const inclusive = (await aggregateCampaign({ redis, prefix, campaign: name, out: join(dir, `no-removal-${name}`), significance: { hierarchical_removal: 0 }, logger: (await import("pino")).pino({ level: "silent" }) })).report;
+  redis.disconnect();
+  expect(inclusive.removed).toBeUndefined();
+
+  // Every background event, read here from the job files.
+  const jobsDir = join(out, "jobs");
+  const bgEvents: Array<{ t: number; x: number; shift: number[] }> = [];
+  for (const f of readdirSync(jobsDir).filter((n) => n.startsWith("bg-"))) {
+    const ev: EventSet = (await readEventsFile(join(jobsDir, f))).events;
+    for (let e = 0; e < ev.time.length; e++) bgEvents.push({ t: ev.time[e], x: ev.detection_statistic[e], shift: [ev.shift[2 * e], ev.shift[2 * e + 1]] });
+  }
+  const loudestNear = (rows: Row[], t: number) => rows.filter((r) => Math.abs(r.time - t) < 2).reduce((m, r) => (r.detection_statistic > m.detection_statistic ? r : m));
+  const A0 = loudestNear(inclusive.foreground as Row[], T_A);
+  const B0 = loudestNear(inclusive.foreground as Row[], T_B);
+  const A = loudestNear(report.foreground, T_A);
+  const B = loudestNear(report.foreground, T_B);
+  expect(A.detection_statistic).toBe(A0.detection_statistic);
+  expect(Math.max(...report.foreground.map((r: Row) => r.detection_statistic))).toBe(A.detection_statistic);
+
+  // A's copies: in every slide, background events at A's time (in one detector's own time) louder than B.
+  const w = CW;
+  const copies = bgEvents.filter((e) => inZone(e.t, e.shift, A.time, w, R));
+  const slidesWithLoudCopy = new Set(copies.filter((e) => e.x >= B.detection_statistic).map((e) => e.shift[1]));
+  expect(slidesWithLoudCopy.size).toBe(plan.shifts.length);
+  // A itself is louder than every background event: saturated (the condition for removing it)
+  expect(bgEvents.every((e) => e.x < A.detection_statistic)).toBe(true);
+  expect(A0.saturated).toBe(true);
+
+  // Without removal: B's FAR counts A's copies (n = background events at least as loud as B, all of them A's copies).
+  const nB = bgEvents.filter((e) => e.x >= B.detection_statistic).length;
+  expect(nB).toBeGreaterThanOrEqual(plan.shifts.length);
+  expect(bgEvents.filter((e) => e.x >= B.detection_statistic).every((e) => inZone(e.t, e.shift, A.time, w, R))).toBe(true);
+  expect(B0.saturated).toBe(false);
+  expect(B0.far_per_year).toBe(((nB + 1) * JULIAN_YEAR_S) / Tbg);
+
+  // With removal: A listed; exactly the events in its zone removed; the livetime from the sample grid.
+  expect(report.removed).toHaveLength(1);
+  const removed = report.removed[0];
+  expect(removed.time).toBe(A.time);
+  expect(removed.detection_statistic).toBe(A.detection_statistic);
+  expect(removed.events_removed).toBe(copies.length);
+
+  // Independent count: segment [s, e), shift δ: samples j = 0 .. n − 1 with
+  // n = floor((L − max δ − psd − edge)·isr) (circular: floor((L − psd − edge)·isr)),
+  // stamped s + psd + j/isr (window end); an event there has time stamp − K/2 − IW/2.
+  let samples = 0;
+  for (const [s, e] of plan.segments as Array<[number, number]>)
+    for (const shift of plan.shifts as number[][]) {
+      const n = Math.floor((e - s - (circular ? 0 : Math.max(...shift)) - PSD - plan.edge_s) * ISR + 1e-9);
+      for (let j = 0; j < n; j++) if (inZone(s + PSD + j / ISR - K / 2 - IW / 2, shift, A.time, w, R)) samples++;
     }
-    expect(status.done).toBe(true);
-    expect(status.jobs.failed).toBe(0);
-    const out = join(dir, `results-${name}`);
-    const htmlPath = join(out, "report.html");
-    for (let i = 0; i < 240 && !existsSync(htmlPath); i++) await new Promise((r) => setTimeout(r, 250));
-    const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
-    const Tbg: number = report.livetime.background_s;
-    expect(Tbg).toBe(plan.livetime.background_s);
+  expect(samples).toBeGreaterThan(0);
+  expect(removed.livetime_removed_s).toBe(samples / ISR);
+  if (!circular) {
+    // (A's event time lies on the sample grid, so each shift loses 2w·isr − 1 samples in each detector's own time;
+    // the two zones are a shift (≥ 9 s) apart, so they do not overlap here)
+    expect((A.time - (START + PSD - K / 2 - IW / 2)) * ISR % 1).toBe(0);
+    expect(samples).toBe(plan.shifts.length * 2 * (2 * w * ISR - 1));
+  } else {
+    // some slid copies of A wrapped round the ring: found only through the image t_c ± R
+    expect(copies.some((e) => !inZone(e.t, e.shift, A.time, w))).toBe(true);
+  }
 
-    // The same campaign aggregated without removal (the report command, another process).
-    const redis = new Redis(REDIS_URL);
-    const { aggregateCampaign } = await import("@timeslide/aggregator");
-    const inclusive = (await aggregateCampaign({ redis, prefix, campaign: name, out: join(dir, `no-removal-${name}`), significance: { hierarchical_removal: 0 }, logger: (await import("pino")).pino({ level: "silent" }) })).report;
-    redis.disconnect();
-    expect(inclusive.removed).toBeUndefined();
+  // B: inclusive FAR unchanged; exclusive (after A's removal) saturated: nothing left is as loud.
+  const left = Tbg - removed.livetime_removed_s;
+  const nBleft = bgEvents.filter((e) => e.x >= B.detection_statistic && !inZone(e.t, e.shift, A.time, w, R)).length;
+  expect(nBleft).toBe(0);
+  expect(B.far_per_year).toBe(B0.far_per_year);
+  expect(B.far_per_year_exclusive).toBe((1 * JULIAN_YEAR_S) / left);
+  // A: nothing was removed before it, so its exclusive FAR is its inclusive one
+  expect(A.far_per_year_exclusive).toBe(A.far_per_year);
+  // every other candidate: against the background left after A's removal
+  for (const r of report.foreground as Row[]) {
+    if (r === A) continue;
+    const n = bgEvents.filter((e) => e.x >= r.detection_statistic && !inZone(e.t, e.shift, A.time, w, R)).length;
+    expect(r.far_per_year_exclusive).toBe(((n + 1) * JULIAN_YEAR_S) / left);
+  }
 
-    // Every background event, read here from the job files.
-    const jobsDir = join(out, "jobs");
-    const bgEvents: Array<{ t: number; x: number; shift: number[] }> = [];
-    for (const f of readdirSync(jobsDir).filter((n) => n.startsWith("bg-"))) {
-      const ev: EventSet = (await readEventsFile(join(jobsDir, f))).events;
-      for (let e = 0; e < ev.time.length; e++) bgEvents.push({ t: ev.time[e], x: ev.detection_statistic[e], shift: [ev.shift[2 * e], ev.shift[2 * e + 1]] });
-    }
-    const loudestNear = (rows: Row[], t: number) => rows.filter((r) => Math.abs(r.time - t) < 2).reduce((m, r) => (r.detection_statistic > m.detection_statistic ? r : m));
-    const A0 = loudestNear(inclusive.foreground as Row[], T_A);
-    const B0 = loudestNear(inclusive.foreground as Row[], T_B);
-    const A = loudestNear(report.foreground, T_A);
-    const B = loudestNear(report.foreground, T_B);
-    expect(A.detection_statistic).toBe(A0.detection_statistic);
-    expect(Math.max(...report.foreground.map((r: Row) => r.detection_statistic))).toBe(A.detection_statistic);
+  const html = readFileSync(htmlPath, "utf8");
+  expect(html).toContain('id="removed"');
+  expect(html).toContain("FAR (/yr) exclusive");
 
-    // A's copies: in every slide, background events at A's time (in one detector's own time) louder than B.
-    const w = CW;
-    const copies = bgEvents.filter((e) => inZone(e.t, e.shift, A.time, w, R));
-    const slidesWithLoudCopy = new Set(copies.filter((e) => e.x >= B.detection_statistic).map((e) => e.shift[1]));
-    expect(slidesWithLoudCopy.size).toBe(plan.shifts.length);
-    // A itself is louder than every background event: saturated (the condition for removing it)
-    expect(bgEvents.every((e) => e.x < A.detection_statistic)).toBe(true);
-    expect(A0.saturated).toBe(true);
-
-    // Without removal: B's FAR counts A's copies (n = background events at least as loud as B, all of them A's copies).
-    const nB = bgEvents.filter((e) => e.x >= B.detection_statistic).length;
-    expect(nB).toBeGreaterThanOrEqual(plan.shifts.length);
-    expect(bgEvents.filter((e) => e.x >= B.detection_statistic).every((e) => inZone(e.t, e.shift, A.time, w, R))).toBe(true);
-    expect(B0.saturated).toBe(false);
-    expect(B0.far_per_year).toBe(((nB + 1) * JULIAN_YEAR_S) / Tbg);
-
-    // With removal: A listed; exactly the events in its zone removed; the livetime from the sample grid.
-    expect(report.removed).toHaveLength(1);
-    const removed = report.removed[0];
-    expect(removed.time).toBe(A.time);
-    expect(removed.detection_statistic).toBe(A.detection_statistic);
-    expect(removed.events_removed).toBe(copies.length);
-
-    // Independent count: segment [s, e), shift δ: samples j = 0 .. n − 1 with
-    // n = floor((L − max δ − psd − edge)·isr) (circular: floor((L − psd − edge)·isr)),
-    // stamped s + psd + j/isr (window end); an event there has time stamp − K/2 − IW/2.
-    let samples = 0;
-    for (const [s, e] of plan.segments as Array<[number, number]>)
-      for (const shift of plan.shifts as number[][]) {
-        const n = Math.floor((e - s - (circular ? 0 : Math.max(...shift)) - PSD - plan.edge_s) * ISR + 1e-9);
-        for (let j = 0; j < n; j++) if (inZone(s + PSD + j / ISR - K / 2 - IW / 2, shift, A.time, w, R)) samples++;
-      }
-    expect(samples).toBeGreaterThan(0);
-    expect(removed.livetime_removed_s).toBe(samples / ISR);
-    if (!circular) {
-      // (A's event time lies on the sample grid, so each shift loses 2w·isr − 1 samples in each detector's own time;
-      // the two zones are a shift (≥ 9 s) apart, so they do not overlap here)
-      expect((A.time - (START + PSD - K / 2 - IW / 2)) * ISR % 1).toBe(0);
-      expect(samples).toBe(plan.shifts.length * 2 * (2 * w * ISR - 1));
-    } else {
-      // some slid copies of A wrapped round the ring: found only through the image t_c ± R
-      expect(copies.some((e) => !inZone(e.t, e.shift, A.time, w))).toBe(true);
-    }
-
-    // B: inclusive FAR unchanged; exclusive (after A's removal) saturated: nothing left is as loud.
-    const left = Tbg - removed.livetime_removed_s;
-    const nBleft = bgEvents.filter((e) => e.x >= B.detection_statistic && !inZone(e.t, e.shift, A.time, w, R)).length;
-    expect(nBleft).toBe(0);
-    expect(B.far_per_year).toBe(B0.far_per_year);
-    expect(B.far_per_year_exclusive).toBe((1 * JULIAN_YEAR_S) / left);
-    // A: nothing was removed before it, so its exclusive FAR is its inclusive one
-    expect(A.far_per_year_exclusive).toBe(A.far_per_year);
-    // every other candidate: against the background left after A's removal
-    for (const r of report.foreground as Row[]) {
-      if (r === A) continue;
-      const n = bgEvents.filter((e) => e.x >= r.detection_statistic && !inZone(e.t, e.shift, A.time, w, R)).length;
-      expect(r.far_per_year_exclusive).toBe(((n + 1) * JULIAN_YEAR_S) / left);
-    }
-
-    const html = readFileSync(htmlPath, "utf8");
-    expect(html).toContain('id="removed"');
-    expect(html).toContain("FAR (/yr) exclusive");
-
-    await Promise.all(workers.map((wk) => new Promise((r) => (wk.once("exit", r), wk.kill("SIGTERM")))));
+  await Promise.all(workers.map((wk) => new Promise((r) => (wk.once("exit", r), wk.kill("SIGTERM")))));
 }
 
 describe("hierarchical removal through worker processes", () => {
