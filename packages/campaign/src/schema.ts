@@ -97,6 +97,19 @@ export const CampaignSpec = z.strictObject({
     .refine((b) => (b.livetime === undefined) !== (b.shifts === undefined), {
       message: "give exactly one of livetime (a target) or shifts (a count or a list)",
     }),
+  /** hierarchical removal (DESIGN.md "Real signals in the background"); absent: none */
+  significance: z
+    .strictObject({
+      /** remove up to N saturated zero-lag candidates' neighbourhoods from the background */
+      hierarchical_removal: z
+        .number({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .int({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .nonnegative({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .default(0),
+      /** s: w in |t + δ_i − t_c| < w; default postprocess.cluster_window */
+      removal_window: positive("a window in s > 0").optional(),
+    })
+    .optional(),
   injections: z
     .strictObject({
       file: z.string().min(1),
@@ -120,3 +133,11 @@ export const CampaignSpec = z.strictObject({
 
 export type CampaignSpecInput = z.input<typeof CampaignSpec>;
 export type CampaignSpec = z.output<typeof CampaignSpec>;
+
+/** The campaign's hierarchical-removal settings, defaults resolved: N (0: none) and the window w (s). */
+export function removalSettings(spec: Pick<CampaignSpec, "significance" | "postprocess">): { maxRemovals: number; window: number } {
+  return {
+    maxRemovals: spec.significance?.hierarchical_removal ?? 0,
+    window: spec.significance?.removal_window ?? spec.postprocess.cluster_window,
+  };
+}
