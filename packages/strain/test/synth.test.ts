@@ -1,9 +1,9 @@
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import h5wasm from "h5wasm/node";
 import { SegmentList } from "@timeslide/segments";
-import { DetectorStream, readInjections, readStrainFileInfo, synthesize, aLigoDesignPsd, optimalSnr, type SynthResult } from "../src/index.js";
+import { DetectorStream, readInjections, readStrainFileInfo, synthesize, observingRunPsd, optimalSnr, type SynthResult } from "../src/index.js";
 import { tempDir } from "./helpers.js";
 
 const t = tempDir();
@@ -36,8 +36,10 @@ describe("synthetic data sets", async () => {
       "L-L1_SYNTH_512HZ_R1-1187008000-32.hdf5",
       "L-L1_SYNTH_512HZ_R1-1187008032-32.hdf5",
       "L-L1_SYNTH_512HZ_R1-1187008064-32.hdf5",
+      "glitches.txt",
       "injections.h5",
     ]);
+    expect(a.glitchFile).toBe(join(t.dir, "a", "glitches.txt"));
     expect(a.injectionFile).toBe(join(t.dir, "a", "injections.h5"));
   });
 
@@ -52,6 +54,8 @@ describe("synthetic data sets", async () => {
     expect(ia.parameters).toEqual(ib.parameters);
     expect(ia.waveforms.L1).toEqual(ib.waveforms.L1);
     expect(a.gaps).toEqual(b.gaps);
+    expect(a.glitches).toEqual(b.glitches);
+    expect(readFileSync(a.glitchFile!, "utf8")).toBe(readFileSync(b.glitchFile!, "utf8"));
   });
 
   it("noise is continuous across file boundaries (independent of the file length)", async () => {
@@ -95,8 +99,9 @@ describe("synthetic data sets", async () => {
       const L = inj.length;
       const h = inj.waveforms.H1.subarray(i * L, (i + 1) * L);
       const l = inj.waveforms.L1.subarray(i * L, (i + 1) * L);
-      const rh = optimalSnr(h, inj.sampleRate, aLigoDesignPsd, 20);
-      const rl = optimalSnr(l, inj.sampleRate, aLigoDesignPsd, 20);
+      // realistic mode: SNR against the realistic PSD (design fit + wall), from 20 Hz
+      const rh = optimalSnr(h, inj.sampleRate, observingRunPsd, 20);
+      const rl = optimalSnr(l, inj.sampleRate, observingRunPsd, 20);
       expect(Math.hypot(rh, rl) / rho).toBeCloseTo(1, 4);
       expect(Math.abs(rh - rl)).toBeGreaterThan(1e-3);
       // arrival times differ, within the H1–L1 light travel time (~10 ms) plus a sample

@@ -123,7 +123,10 @@ async function demo(raw: Record<string, string>): Promise<void> {
   try {
     rmSync(join(out, "results"), { recursive: true, force: true }); // a previous demo's results
     mkdirSync(join(out, "logs"), { recursive: true });
-    say(`[1/6] synthetic data: H1, L1, ${formatDuration(o.duration)} at ${DEMO.dataRate} Hz with gaps and injections -> ${join(out, "data")}`);
+    say(
+      `[1/6] synthetic data: H1, L1, ${formatDuration(o.duration)} at ${DEMO.dataRate} Hz, realistic (low-frequency wall, lines, drift, glitches), ` +
+        `with gaps and injections -> ${join(out, "data")}`,
+    );
     const data = await synthesize({
       out: join(out, "data"),
       ifos: ["H1", "L1"],
@@ -135,6 +138,7 @@ async function demo(raw: Record<string, string>): Promise<void> {
       snr: [6, 30],
       seed: o.seed,
     });
+    say(`      ${Object.values(data.glitches).reduce((a, g) => a + g.length, 0)} glitches, listed in ${data.glitchFile}`);
 
     say(`[2/6] model repository (streaming ensemble around the demo detector) -> ${join(out, "models")}`);
     const kernel = DEMO.kernel * DEMO.sampleRate;
