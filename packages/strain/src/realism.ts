@@ -140,14 +140,13 @@ export class Drift {
   /** Multiplies x (sample 0 = sample i0 of the data set) by √g, interpolated linearly between whole seconds. */
   apply(x: Float64Array, i0: number): void {
     const fs = this.#fs;
-    let sec = Math.floor(i0 / fs);
-    let a = Math.sqrt(this.level(sec)), b = Math.sqrt(this.level(sec + 1));
+    let sec = Number.NaN, a = 0, b = 0;
     for (let i = 0; i < x.length; i++) {
       const k = i0 + i;
       const s = Math.floor(k / fs);
       if (s !== sec) {
         sec = s;
-        a = b = Math.sqrt(this.level(s));
+        a = Math.sqrt(this.level(s));
         b = Math.sqrt(this.level(s + 1));
       }
       x[i] *= a + (b - a) * ((k - s * fs) / fs);
@@ -212,7 +211,7 @@ export function drawGlitches(o: {
   const logUniform = (lo: number, hi: number) => Math.exp(rng.between(Math.log(lo), Math.log(hi)));
   for (let t = -mean * Math.log(1 - rng.uniform()); t < o.duration; t += -mean * Math.log(1 - rng.uniform())) {
     const blip = rng.uniform() < 0.6;
-    const fHi = Math.min(blip ? 250 : 500, 0.4 * nyq * 2 * 0.5);
+    const fHi = Math.min(blip ? 250 : 500, 0.4 * nyq);
     const fLo = Math.min(blip ? 40 : 30, 0.5 * fHi);
     const frequency = logUniform(fLo, fHi);
     const q = blip ? rng.between(1.5, 3) : logUniform(4, 40);
@@ -221,23 +220,22 @@ export function drawGlitches(o: {
     const time = Math.round((o.start + t) * o.sampleRate) / o.sampleRate + rng.uniform() / o.sampleRate;
     if (o.inGap(time - o.start)) continue;
     const tau = q / (Math.SQRT2 * Math.PI * frequency);
-    const unit = sineGaussian(1, tau, frequency, phase, o.sampleRate, 0);
-    const rho1 = optimalSnr(unit.h, o.sampleRate, (f) => o.psd(f) * o.level(time - o.start), 10);
+    const unit = sineGaussian(tau, frequency, phase, o.sampleRate);
+    const rho1 = optimalSnr(unit, o.sampleRate, (f) => o.psd(f) * o.level(time - o.start), 10);
     out.push({ ifo: o.ifo, time, kind: blip ? "blip" : "sine_gaussian", frequency, q, snr, tau, amplitude: snr / rho1, phase });
   }
   return out;
 }
 
-/** A sine-Gaussian A·exp(−u²/τ²)·cos(2πf·u + φ), u = t − t0, sampled on the grid k/fs with sample 0 at `first` (s from t0). */
-function sineGaussian(a: number, tau: number, f: number, phase: number, fs: number, offset: number): { h: Float64Array; first: number } {
+/** A unit sine-Gaussian exp(−u²/τ²)·cos(2πf·u + φ) on the sample grid u = k/fs, |u| ≤ 5τ. */
+function sineGaussian(tau: number, f: number, phase: number, fs: number): Float64Array {
   const half = Math.ceil(5 * tau * fs) + 1;
   const h = new Float64Array(2 * half + 1);
-  const first = -half / fs - offset;
   for (let k = 0; k < h.length; k++) {
-    const u = first + k / fs;
-    h[k] = a * Math.exp(-(u * u) / (tau * tau)) * Math.cos(2 * Math.PI * f * u + phase);
+    const u = (k - half) / fs;
+    h[k] = Math.exp(-(u * u) / (tau * tau)) * Math.cos(2 * Math.PI * f * u + phase);
   }
-  return { h, first };
+  return h;
 }
 
 /** Adds glitches to strain chunks; glitches must be sorted by time. */
