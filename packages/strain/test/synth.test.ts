@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import h5wasm from "h5wasm/node";
@@ -108,5 +109,27 @@ describe("synthetic data sets", async () => {
       const peak = (w: Float32Array) => w.reduce((m, v, k) => (Math.abs(v) > Math.abs(w[m]) ? k : m), 0);
       expect(Math.abs(peak(h) - peak(l)) / inj.sampleRate).toBeLessThan(0.0105 + 2 / inj.sampleRate);
     }
+  });
+});
+
+describe("clean mode", () => {
+  it("writes exactly what the previous release wrote (strain, gaps, injections) for the same seed", async () => {
+    // Golden digest computed with the code before realistic mode (main at
+    // 769b390), for these options; the same code path runs with clean: true.
+    const r = await synthesize({ ifos: ["H1", "L1"], duration: 64, sampleRate: 256, fileDuration: 32, gaps: 1, injections: 2, snr: [8, 30], seed: 5, clean: true, out: join(t.dir, "clean") });
+    expect(r.mode).toBe("clean");
+    expect(r.glitchFile).toBeUndefined();
+    expect(readdirSync(join(t.dir, "clean")).some((f) => f.startsWith("glitches"))).toBe(false);
+    const h = createHash("sha256");
+    for (const ifo of ["H1", "L1"]) h.update(Buffer.from((await allStrain(r, ifo)).buffer));
+    const inj = await readInjections(r.injectionFile!);
+    h.update(Buffer.from(inj.times.buffer));
+    for (const ifo of ["H1", "L1"]) h.update(Buffer.from(inj.waveforms[ifo].buffer));
+    for (const k of Object.keys(inj.parameters).sort()) {
+      h.update(k);
+      h.update(Buffer.from(inj.parameters[k].buffer));
+    }
+    expect(h.digest("hex")).toBe("b3f54cc65e1558dba10455a669d9ad8f3310a0d431e387a7c51363f7f843328b");
+    expect(r.gaps).toEqual({ H1: [[1187008022, 1187008046]], L1: [[1187008043, 1187008049]] });
   });
 });
