@@ -75,8 +75,8 @@ const CLEAN_FIR_SECONDS = 2;
  * The wall spans ~5 decades of ASD between 4 and 30 Hz: a Hann-truncated FIR
  * smears its response by ~2/T Hz with sidelobes falling as (ΔfT)^-3, so the
  * plateau below 4 Hz would leak into 20–30 Hz with a 2 s filter; 8 s
- * realises the wall to within a few percent from 5 Hz up (the synth test
- * checks the Welch spectrum against the model).
+ * realises the wall from 2 Hz up (realism.test.ts checks the Welch spectrum
+ * of the written files against the model's shape, within 15 %).
  */
 const REALISTIC_FIR_SECONDS = 8;
 
