@@ -126,13 +126,13 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   const bg = (o.fromScratch ? undefined : await loadCheckpoint(out, key, completedBg, log)) ?? new BackgroundSummary({ nIfo, capacity });
   const carried = bg.jobCount;
   const fgParts: EventSet[] = [];
-  // every background job, folded before or now: removal reads the few near each candidate
-  const bgFiles: RemovalJob[] = results
-    .filter((s) => s.kind === "background")
-    .map((s) => ({ job_id: s.job_id, path: jobFile(s, out, meta.output), livetime: s.livetime }));
+  // every background job, folded before or now (only when removal asks: removal reads the few near each candidate)
+  const bgFiles = (): RemovalJob[] =>
+    results.filter((s) => s.kind === "background").map((s) => ({ job_id: s.job_id, path: jobFile(s, out, meta.output), livetime: s.livetime }));
   const injParts: EventSet[] = [];
   const injected = new Set<number>();
   let injectedListed = true;
+  const tScan = Date.now();
   for (const s of results) {
     if (s.kind === "background" && bg.hasJob(s.job_id)) continue; // folded into the checkpoint
     const path = jobFile(s, out, meta.output);
@@ -150,6 +150,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
       else injectedListed = false;
     }
   }
+  const tRead = Date.now();
   const fg = concat(fgParts, nIfo);
   const tfg = fg.livetime;
 
@@ -203,6 +204,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
     report_html: join(out, "report.html"),
   };
   const jobsList = (kind: string) => results.filter((r) => r.kind === kind).map((r) => r.job_id);
+  const tStats = Date.now();
   await writeBackground(files.background, bg, { ifos, campaign: o.campaign });
   saveCheckpoint(out, key, files.background);
   const sig = rows; // time-ordered, like the events written below
@@ -286,6 +288,8 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
       background_s: bg.livetime,
       events: bg.events,
       ms: Date.now() - t0,
+      // where the time went: results and checkpoint, job files, statistics and removal, writing
+      ms_parts: { start: tScan - t0, read: tRead - tScan, stats: tStats - tRead, write: Date.now() - tStats },
     },
     "aggregated",
   );
@@ -304,7 +308,7 @@ async function removeLoudest(
   bg: BackgroundSummary,
   fg: EventSet,
   tfg: number,
-  bgFiles: RemovalJob[],
+  bgFiles: () => RemovalJob[],
   log: Logger,
 ): Promise<{ result: HierarchicalResult; maxRemovals: number; window: number } | undefined> {
   const raw = (meta.spec ?? {}) as { significance?: { hierarchical_removal?: number } };
@@ -320,7 +324,7 @@ async function removeLoudest(
   } catch (e) {
     log.warn({ err: (e as Error).message }, "hierarchical removal: the plan cannot be rebuilt; every background job file is looked at");
   }
-  const jobs: RemovalJob[] = bgFiles.map((j) => {
+  const jobs: RemovalJob[] = bgFiles().map((j) => {
     const payload = planned?.get(j.job_id);
     if (!payload || spec.background.circular) return { ...j, payload };
     // each detector's own times: the span shifted by the job's smallest to largest offset of that detector
