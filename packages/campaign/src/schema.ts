@@ -72,6 +72,8 @@ export const CampaignSpec = z.strictObject({
       psd_length: positive("a burn-in length in s > 0").default(64),
       fduration: positive("a whitening filter length in s > 0").default(1),
       highpass: z.number().nonnegative({ error: (i) => expected("a frequency in Hz ≥ 0", i.input) }).default(32),
+      /** s per Welch segment of the whitening PSD; default: see psdFftLength */
+      fftlength: positive("a PSD segment length in s > 0").optional(),
     })
     .default({ kernel_length: 1.5, inference_sampling_rate: 4, batch_size: 128, psd_length: 64, fduration: 1, highpass: 32 }),
   background: z
@@ -140,4 +142,20 @@ export function removalSettings(spec: Pick<CampaignSpec, "significance" | "postp
     maxRemovals: spec.significance?.hierarchical_removal ?? 0,
     window: spec.significance?.removal_window ?? spec.postprocess.cluster_window,
   };
+}
+
+/**
+ * Welch segment length (s) of the whitening PSD: `inference.fftlength`, else
+ * 4 s, halved while the burn-in would hold fewer than 4 such segments, and
+ * never below `fduration`. Why 4 s: real strain's ASD rises by orders of
+ * magnitude below ~30 Hz, and 1 s Hann segments leak that wall into the
+ * 20–35 Hz band (PSD there 1.5–4× too high, the band under-weighted); 4 s
+ * segments do not. gwpy and aframe also estimate it from segments longer
+ * than the whitening filter.
+ */
+export function psdFftLength(inference: Pick<CampaignSpec["inference"], "fftlength" | "fduration" | "psd_length">): number {
+  if (inference.fftlength !== undefined) return inference.fftlength;
+  let f = 4;
+  while (f > inference.fduration && 4 * f > inference.psd_length) f /= 2;
+  return Math.max(f, inference.fduration);
 }

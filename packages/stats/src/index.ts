@@ -1,6 +1,7 @@
 export { windowSamples, integrate, cluster, type Series, type Clusters } from "./postprocess.js";
 export { JULIAN_YEAR_S, significance, countAtLeastSorted, farCurveSorted, thinFarCurve, type FarPoint, type Significance } from "./far.js";
-export { BackgroundSummary, chooseCapacity, DEFAULT_CAPACITY, DEFAULT_BIN_WIDTH, type SummaryOptions, type JobEvents } from "./summary.js";
+export { BackgroundSummary, chooseCapacity, DEFAULT_CAPACITY, type SummaryOptions, type JobEvents } from "./summary.js";
+export { StatisticHistogram, binKey, MANTISSA_BITS, type BinColumns } from "./bins.js";
 export { readEvents, readEventsFile, writeEvents, readColumns, readStrings, h5, SLICE_ROWS, type EventSet, type EventsFile, type ExtraGroup, type ShapedData } from "./events-io.js";
 export { writeBackground, readBackground } from "./background-io.js";
 export {
