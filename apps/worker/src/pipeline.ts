@@ -2,7 +2,7 @@ import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { SegmentList, vetoedSamples } from "@timeslide/segments";
 import { dirname, resolve } from "node:path";
-import { JOB_ID_PATTERN, livetimeOptionsOf, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary, type PlannedJobs } from "@timeslide/campaign";
+import { JOB_ID_PATTERN, livetimeOptionsOf, psdFftLength, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary, type PlannedJobs } from "@timeslide/campaign";
 import { BadSegmentError, DetectorStream, injectInto, openWhitenedStrain, segmentEdge, type InjectionSet, type WhitenedStrain } from "@timeslide/strain";
 import { integrate, cluster, gridGroup, windowSamples, writeEvents, type GridRow } from "@timeslide/stats";
 import type { Channel, DetectionModel } from "./inference.js";
@@ -441,6 +441,7 @@ export async function openPiece(
       sampleRate: fs,
       psdLength: inf.psd_length,
       fduration: inf.fduration,
+      fftlength: psdFftLength(inf),
       highpass: inf.highpass,
       segment: p.segment,
       psdStart: p.span[0],
