@@ -54,6 +54,10 @@ export const CampaignSpec = z.strictObject({
   model: z
     .strictObject({
     name: z.string().min(1).default("detector-stream"),
+    /** the model input that takes the strain; needed only when the model has several */
+    input: z.string().min(1).optional(),
+    /** the model output that is the detection statistic; needed only when the model has several */
+    output: z.string().min(1).optional(),
     version: z
       .union([z.literal("latest"), z.number().int().positive()], { error: (i) => expected('"latest" or a version number', i.input) })
       .default("latest"),
