@@ -301,7 +301,7 @@ export class ServedModel {
         datatype,
         dims: this.maxBatchSize > 0 ? [-1, ...dims] : dims,
         optional: Boolean(t.optional),
-        reshape: t.reshape?.shape ? t.reshape.shape.map(Number) : undefined,
+        reshape: t.reshape ? (t.reshape.shape ?? []).map(Number) : undefined,
       };
     };
     this.inputs = (config.input ?? []).map((t) => spec(t, "input"));
@@ -486,6 +486,11 @@ export class Engine {
     }
     await Promise.all(plain.map((n) => this.load(n).catch(() => {})));
     for (const n of ensembles) await this.load(n).catch(() => {});
+    if (this.failures.size)
+      log.warn(
+        { failed: [...this.failures.keys()].sort() },
+        "server not ready: some models failed to load (ServerReady stays false, as Triton's strict readiness, so workers do not use this server until they load or are unloaded); `timeslide model-repo check REPO` says why",
+      );
     this.sweeper = setInterval(() => this.sweep(), 250);
     this.sweeper.unref();
   }
@@ -578,6 +583,8 @@ export class Engine {
     const m = this.models.get(name);
     if (!m) {
       if (!listModelNames(this.opts.repository).includes(name)) throw invalid(`failed to unload '${name}', no version is available`);
+      // A model whose load failed, unloaded: no longer counted against readiness.
+      if (this.failures.delete(name)) this.unloaded.add(name);
       return;
     }
     this.models.delete(name);
