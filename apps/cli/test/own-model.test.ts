@@ -311,6 +311,10 @@ describe("your own model through timeslide model-repo", () => {
       const sub = await cliRun(["submit", `${n}.yaml`, "--json"]);
       expect(sub.code, sub.stderr).toBe(0);
       expect(JSON.parse(sub.stdout).added).toBe(plans[n].jobs.total);
+      // Progress lines (stderr is no TTY): each state once, the last one complete.
+      const progress = sub.stderr.split("\n").filter((l) => l.includes('"progress":"submit"')).map((l) => JSON.parse(l) as { done: number; total: number });
+      expect(progress.map((p) => p.done)).toEqual([...new Set(progress.map((p) => p.done))]);
+      expect(progress.at(-1)).toMatchObject({ done: plans[n].jobs.total, total: plans[n].jobs.total });
     }
     const worker = start(["worker", "run-stream", "run-two", "run-loose"]);
     const redis = await connectRedis(REDIS_URL);
@@ -341,4 +345,20 @@ describe("your own model through timeslide model-repo", () => {
       worker.child.kill("SIGTERM");
     }
   }, 200_000);
+
+  it("`npx timeslide` runs the committed bin shim, which loads the build or says to run npm run build", async () => {
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL("../package.json", import.meta.url)), "utf8")) as { bin: Record<string, string> };
+    const bin = fileURLToPath(new URL(`../${pkg.bin.timeslide}`, import.meta.url));
+    expect(pkg.bin.timeslide).toBe("./bin/timeslide.js");
+    const lock = JSON.parse(readFileSync(fileURLToPath(new URL("../../../package-lock.json", import.meta.url)), "utf8")) as { packages: Record<string, { bin?: Record<string, string> }> };
+    expect(lock.packages["apps/cli"].bin).toEqual({ timeslide: "bin/timeslide.js" });
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const c = spawn(process.execPath, [bin, "--help"], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      c.stdout.on("data", (d) => (out += d));
+      c.on("exit", (code) => resolve({ code, out }));
+    });
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("model-repo");
+  });
 });
