@@ -76,7 +76,10 @@ async function notServed(client: InferenceClient, endpoint: string, name: string
   }
   const entries = index.filter((m) => m.name === name && (!version || !m.version || m.version === version));
   const ready = entries.find((m) => m.state === "READY");
-  if (!entries.length) return new ModelNotServedError(endpoint, name, "MISSING", (cause as KServeError).details ?? cause.message);
+  if (!entries.length) {
+    const names = [...new Set(index.map((m) => m.name))].sort();
+    return new ModelNotServedError(endpoint, name, "MISSING", names.length ? `its models: ${names.join(", ")}` : "its repository is empty");
+  }
   if (ready) return cause;
   const e = entries[0];
   return new ModelNotServedError(endpoint, name, e.state || "UNAVAILABLE", e.reason || (cause as KServeError).details || cause.message);
