@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { readdirSync } from "node:fs";
 import {
   checkModelEntry,
+  configWarnings,
   folderSkipReason,
   listModelNames,
   readModel,
@@ -516,6 +516,7 @@ export class Engine {
     let model: ServedModel;
     try {
       const entry = readModel(this.opts.repository, name);
+      for (const w of configWarnings(entry.config)) log.warn({ model: name }, w);
       model = await this.build(entry);
     } catch (e) {
       const msg = `failed to load '${name}': ${(e as Error).message}`;

@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { hostname } from "node:os";
-import { loadInferenceProtos, registerServer, type Registration } from "@timeslide/kserve";
+import { loadInferenceProtos, registerServer, reservedParameterProblem, type Registration } from "@timeslide/kserve";
 import type { Redis } from "ioredis";
 import { createRedis, redactUrls } from "@timeslide/campaign/redis";
 import type {
@@ -87,6 +87,14 @@ export function readSequence(params: Record<string, InferParameter__Output> | un
   return { id, start: param(params?.sequence_start) === true, end: param(params?.sequence_end) === true };
 }
 
+/** Refuses request parameter keys Triton reserves ("triton_..."), with Triton's wording (INVALID_ARGUMENT). */
+export function checkReservedParameters(params: Record<string, InferParameter__Output> | undefined): void {
+  for (const [k, p] of Object.entries(params ?? {})) {
+    const problem = reservedParameterProblem(k, p);
+    if (problem) throw invalid(problem);
+  }
+}
+
 /** Decodes a ModelInferRequest's tensors (raw_input_contents or typed contents). */
 export function decodeInputs(req: ModelInferRequest__Output): Map<string, HostTensor> {
   const raw = req.raw_input_contents ?? [];
@@ -137,6 +145,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const protos = loadInferenceProtos();
 
   const respond = async (req: ModelInferRequest__Output): Promise<ModelInferResponse> => {
+    checkReservedParameters(req.parameters);
     const inputs = decodeInputs(req);
     const sequence = readSequence(req.parameters);
     const r = await engine.infer(req.model_name, req.model_version, { inputs, sequence });
@@ -251,13 +260,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }),
     ModelInfer: unary(respond),
     ModelStreamInfer: (call) => {
-      let pending = 0;
+      // Models here are not decoupled: as Triton does for such models, the
+      // stream answers in request order, whatever order runs finish in (a
+      // fast model's answer waits behind a slower earlier request's).
+      const queue: Array<{ msg?: ModelStreamInferResponse }> = [];
       let ended = false;
-      const finish = () => {
-        if (ended && pending === 0) call.end();
+      const flush = () => {
+        while (queue.length && queue[0].msg) {
+          const msg = queue.shift()!.msg!;
+          if (!call.cancelled && call.writable) call.write(msg);
+        }
+        if (ended && queue.length === 0) call.end();
       };
       call.on("data", (req: ModelInferRequest__Output) => {
-        pending++;
+        const slot: { msg?: ModelStreamInferResponse } = {};
+        queue.push(slot);
         respond(req)
           .then(
             (infer_response): ModelStreamInferResponse => ({ error_message: "", infer_response }),
@@ -269,16 +286,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             },
           )
           .then((msg) => {
-            if (!call.cancelled && call.writable) call.write(msg);
-          })
-          .finally(() => {
-            pending--;
-            finish();
+            slot.msg = msg;
+            flush();
           });
       });
       call.on("end", () => {
         ended = true;
-        finish();
+        flush();
       });
       call.on("error", () => {});
     },
@@ -286,16 +300,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const SERVICES = new Set(["", "inference.GRPCInferenceService"]);
   const healthStatus = (service: string) => (SERVICES.has(service) ? (engine.ready ? "SERVING" : "NOT_SERVING") : undefined);
-  const health: HealthHandlers = {
+  // Check only: Triton answers Watch UNIMPLEMENTED, and so does a method
+  // missing here (grpc-js's default handler).
+  const health: Pick<HealthHandlers, "Check"> = {
     Check: (call, callback) => {
       const s = healthStatus(call.request.service);
       if (!s) callback({ code: status.NOT_FOUND, details: `unknown service '${call.request.service}'`, name: "Error", message: "" });
       else callback(null, { status: s });
-    },
-    Watch: (call) => {
-      call.write({ status: healthStatus(call.request.service) ?? "SERVICE_UNKNOWN" });
-      // Answers once and stays open until the client goes away.
-      call.on("cancelled", () => call.end());
     },
   };
 
@@ -308,7 +319,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.enable_channelz": 0,
   });
   server.addService(protos.GRPCInferenceService.service, handlers);
-  server.addService(protos.Health.service, health);
+  server.addService(protos.Health.service, health as grpc.UntypedServiceImplementation);
   widenReceiveWindow(server);
   let port: number;
   try {

@@ -8,6 +8,7 @@ import {
   campaignKeys,
   listCampaigns,
   plannedJobs,
+  PlannedJobs,
   queueName,
   readMeta,
   readStoredCampaign,
@@ -109,7 +110,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   // The planned jobs of each campaign, rebuilt from its metadata on the first
   // failure: the livetime a failed job loses is the plan's, never what its
   // (possibly edited) payload in Redis says.
-  const plans = new Map<string, Promise<Map<string, JobPayload>>>();
+  const plans = new Map<string, Promise<PlannedJobs>>();
   const plannedJob = async (campaign: string, id: string): Promise<JobPayload | undefined> => {
     const key = `${campaign}\n${await o.redis.hget(campaignKeys(o.prefix, campaign).meta, "spec_hash")}`; // resubmitted: a new plan
     let p = plans.get(key);

@@ -1,4 +1,4 @@
-export { CampaignSpec, type CampaignSpecInput } from "./schema.js";
+export { CampaignSpec, removalSettings, type CampaignSpecInput } from "./schema.js";
 export { CampaignError, loadCampaign, parseCampaign, checkConsistency, type LoadedCampaign } from "./load.js";
 export { takeInventory, type DataInventory } from "./inventory.js";
 export {
@@ -10,6 +10,8 @@ export {
   livetimeOptionsOf,
   campaignEdge,
   planJobs,
+  DEFAULT_JOB_LIVETIME,
+  MAX_BACKGROUND_JOBS,
   type Plan,
   type Exclusions,
   type PlanSummary,
@@ -31,4 +33,4 @@ export {
 } from "./queue.js";
 export * from "./keys.js";
 export * from "./jobs.js";
-export { JOB_ID_PATTERN, readStoredCampaign, plannedJobs, storedExclusions, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";
+export { JOB_ID_PATTERN, readStoredCampaign, plannedJobs, PlannedJobs, storedExclusions, payloadMismatch, campaignPathProblems, dataRoots, globRoot, isInside, specOutput } from "./verify.js";

@@ -140,6 +140,26 @@ export function shiftOutputSpan(
   return end > first ? [first, end] : [first, first];
 }
 
+/** Background livetime a job carries when `background.job_livetime` is not set. */
+export const DEFAULT_JOB_LIVETIME = 2 * 86_400;
+/**
+ * Without an explicit `job_livetime`, jobs grow so a campaign has about this
+ * many background jobs at most: 1000 y over 30 days stays at 2 d per job
+ * (~1.9·10^5 jobs, ~160 MiB of Redis while queued), 10^4 y packs ~18 d per
+ * job instead of queueing 1.8·10^6 jobs. Beyond ~1100 y the job count stops
+ * growing with the years; each job's work does.
+ */
+export const MAX_BACKGROUND_JOBS = 200_000;
+
+/** Samples of background one job carries at most (see DEFAULT_JOB_LIVETIME, MAX_BACKGROUND_JOBS). */
+function jobBudget(spec: CampaignSpec, segments: readonly Segment[], shiftTable: readonly number[][], o: LivetimeOptions): number {
+  const isr = spec.inference.inference_sampling_rate;
+  if (spec.background.job_livetime !== undefined) return Math.max(1, Math.floor(spec.background.job_livetime * isr));
+  let total = 0; // background samples before vetoes
+  for (const seg of segments) for (let k = 1; k < shiftTable.length; k++) total += livetimeSamples(seg.duration, shiftTable[k], o);
+  return Math.max(Math.floor(DEFAULT_JOB_LIVETIME * isr), Math.ceil(total / MAX_BACKGROUND_JOBS));
+}
+
 /**
  * The jobs of a campaign's analysable segments under its shift table, in
  * queue order (foreground and injection jobs first). Shared by planning and
@@ -160,7 +180,7 @@ export function planJobs(
   const isr = o.inferenceSamplingRate;
   const chunkSamples = Math.floor((spec.background.max_job_duration - o.psdLength) * isr + 1e-9);
   const chunk = chunkSamples / isr;
-  const budget = Math.max(1, Math.floor(spec.background.job_livetime * isr));
+  const budget = jobBudget(spec, segments, shiftTable, o);
 
   let injInside = 0;
 
@@ -239,7 +259,8 @@ export function planJobs(
     }
   }
   // Foreground and injection jobs first: cheap, and what analysts look at first.
-  jobs.push(...bgJobs);
+  // (A loop, not push(...bgJobs): 10^5 arguments overflow the stack.)
+  for (const j of bgJobs) jobs.push(j);
   return { jobs, totals, injInside };
 }
 

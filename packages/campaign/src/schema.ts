@@ -90,14 +90,31 @@ const CampaignFields = z.strictObject({
       step: z.number({ error: (i) => expected("a number of seconds", i.input) }).optional(),
       circular: z.boolean({ error: (i) => expected("true or false", i.input) }).default(false),
       max_job_duration: positive("a duration in s > 0").default(4096),
-      /** background livetime one job analyses at most: its chunk's shifts are packed up to this */
-      job_livetime: duration('a duration such as 86400 or "2d"').default(2 * 86_400),
+      /**
+       * background livetime one job analyses at most: its chunk's shifts are
+       * packed up to this. Unset: 2 d, grown for very large campaigns so the
+       * background is at most MAX_BACKGROUND_JOBS jobs (see plan.ts).
+       */
+      job_livetime: duration('a duration such as 86400 or "2d"').optional(),
       /** segment file ("start end" lines): background samples whose window overlaps one, in any detector's own time, are not produced */
       vetoes: z.string().min(1).optional(),
     })
     .refine((b) => (b.livetime === undefined) !== (b.shifts === undefined), {
       message: "give exactly one of livetime (a target) or shifts (a count or a list)",
     }),
+  /** hierarchical removal (DESIGN.md "Real signals in the background"); absent: none */
+  significance: z
+    .strictObject({
+      /** remove up to N saturated zero-lag candidates' neighbourhoods from the background */
+      hierarchical_removal: z
+        .number({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .int({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .nonnegative({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .default(0),
+      /** s: w in |t + δ_i − t_c| < w; default postprocess.cluster_window */
+      removal_window: positive("a window in s > 0").optional(),
+    })
+    .optional(),
   injections: z
     .strictObject({
       file: z.string().min(1),
@@ -127,3 +144,11 @@ export const CampaignSpec = CampaignFields.transform((c) => ({
 
 export type CampaignSpecInput = z.input<typeof CampaignSpec>;
 export type CampaignSpec = z.output<typeof CampaignSpec>;
+
+/** The campaign's hierarchical-removal settings, defaults resolved: N (0: none) and the window w (s). */
+export function removalSettings(spec: Pick<CampaignSpec, "significance" | "postprocess">): { maxRemovals: number; window: number } {
+  return {
+    maxRemovals: spec.significance?.hierarchical_removal ?? 0,
+    window: spec.significance?.removal_window ?? spec.postprocess.cluster_window,
+  };
+}

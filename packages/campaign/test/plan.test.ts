@@ -3,8 +3,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import fc from "fast-check";
 import h5wasm from "h5wasm/node";
-import { SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
-import { parseCampaign, planCampaign, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, type DataInventory } from "@timeslide/campaign";
+import { JULIAN_YEAR, Segment, SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
+import { DEFAULT_JOB_LIVETIME, MAX_BACKGROUND_JOBS, parseCampaign, planCampaign, planJobs, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, livetimeOptionsOf, type DataInventory } from "@timeslide/campaign";
 import { resamplingHalfSupport } from "@timeslide/strain";
 import { FIXTURES, tempDir, writeCampaign } from "./helpers.js";
 
@@ -336,5 +336,56 @@ background: ${bg}
     } finally {
       cleanup();
     }
+  });
+});
+
+describe("a thousand years", () => {
+  it("plans more than 2·10^5 jobs in seconds, in queue order, without spreading them on the stack", () => {
+    // 30 segments of a day, circular, 8000 shifts: ~2.4·10^5 background jobs of 1 h of livetime each
+    const c = parseCampaign(
+      `name: big
+ifos: [H1, L1]
+data: { files: ["x"], sample_rate: 4 }
+inference: { kernel_length: 1.5, inference_sampling_rate: 4, psd_length: 64, fduration: 1, highpass: 1 }
+background: { shifts: 8000, step: 2, max_job_duration: 86400, job_livetime: 3600, circular: true }
+`,
+      "big.yaml",
+    );
+    const segments = Array.from({ length: 30 }, (_, i) => new Segment(1e9 + i * 100_000, 1e9 + i * 100_000 + 86_400));
+    const shiftTable = Array.from({ length: 8001 }, (_, k) => shiftVector(k, 2, 2));
+    const { jobs, totals } = planJobs(c.spec, { edge: 0.5 }, segments, shiftTable);
+    expect(jobs.length).toBeGreaterThan(200_000);
+    const firstBg = jobs.findIndex((j) => j.payload.kind === "background");
+    expect(jobs.slice(0, firstBg).every((j) => j.payload.kind === "foreground")).toBe(true);
+    expect(jobs.slice(firstBg).every((j) => j.payload.kind === "background")).toBe(true);
+    // every shift of every segment planned once, livetime exactly the sum of the jobs'
+    let sum = 0;
+    for (const j of jobs) if (j.payload.kind === "background") sum += j.payload.livetime * 4;
+    expect(sum).toBe(totals.background);
+    const perSegment = livetimeSamples(86_400, [0, 2], livetimeOptionsOf(c.spec, 0.5));
+    expect(totals.background).toBe(perSegment * 30 * 8000);
+  });
+
+  it("ten thousand years without job_livetime: jobs grow instead of their number (about MAX_BACKGROUND_JOBS)", () => {
+    const c = parseCampaign(
+      `name: huge
+ifos: [H1, L1]
+data: { files: ["x"], sample_rate: 4 }
+inference: { kernel_length: 1.5, inference_sampling_rate: 4, psd_length: 64, fduration: 1, highpass: 1 }
+background: { shifts: 122000, step: 2, max_job_duration: 86400, circular: true }
+`,
+      "huge.yaml",
+    );
+    expect(c.spec.background.job_livetime).toBeUndefined();
+    const segments = Array.from({ length: 30 }, (_, i) => new Segment(1e9 + i * 300_000, 1e9 + i * 300_000 + 86_400));
+    const shiftTable = Array.from({ length: 122_001 }, (_, k) => shiftVector(k, 2, 2));
+    const { jobs, totals } = planJobs(c.spec, { edge: 0.5 }, segments, shiftTable);
+    const bg = jobs.filter((j) => j.payload.kind === "background");
+    expect(totals.background / 4 / JULIAN_YEAR).toBeGreaterThan(10_000);
+    // a job closes when its next shift would overflow the budget: each is at least budget − one shift full
+    expect(bg.length).toBeLessThanOrEqual(MAX_BACKGROUND_JOBS * 1.06 + 30);
+    expect(bg.length).toBeGreaterThan(MAX_BACKGROUND_JOBS * 0.9);
+    const most = Math.max(...bg.slice(0, 1000).map((j) => j.payload.livetime));
+    expect(most).toBeGreaterThan(DEFAULT_JOB_LIVETIME * 5); // ~18 d a job, not 2 d
   });
 });

@@ -33,7 +33,7 @@ injections: { file: "${FIXTURES}/injections.h5" }
       const meta = { campaign: "verify", plan: planSummary(plan), shift_table: plan.shiftTable };
       const times = Float64Array.from([1187008070.25, 1187008200.5]);
       const rebuilt = plannedJobs(meta, campaign.spec, times);
-      expect([...rebuilt.entries()]).toEqual(plan.jobs.map((j) => [j.id, j.payload]));
+      expect([...rebuilt.keys()].map((id) => [id, rebuilt.get(id)])).toEqual(plan.jobs.map((j) => [j.id, j.payload]));
       expect(plan.counts.injection).toBeGreaterThan(0);
       // Without the injection times every chunk gets an injection job: a superset, same livetimes.
       const loose = plannedJobs(meta, campaign.spec);

@@ -24,8 +24,10 @@ import type { InferParameter } from "./generated/inference/InferParameter.js";
 import { decodeTensor, tensorToRaw, type DecodedTensor, type Tensor, TensorError } from "./tensors.js";
 import {
   fromInferParameters,
+  ParameterError,
   sequenceParameters,
   toInferParameter,
+  toInferParameters,
   type ParamValue,
   type SequenceFlags,
 } from "./params.js";
@@ -141,8 +143,27 @@ export interface InferRequest {
   sequence?: SequenceFlags;
   /** Server-side "timeout" parameter, microseconds (separate from the client deadline). */
   timeoutUs?: number;
-  priority?: number;
+  /**
+   * Request priority (Triton: 1 is the highest, 0 the model's default level;
+   * levels are uint64): int64_param, or uint64_param from 2^63 on.
+   */
+  priority?: number | bigint;
+  /**
+   * Custom parameters as Triton accepts them: booleans, strings, integers
+   * (int64). A non-integer number or a reserved "triton_" key is refused
+   * with a ParameterError (send a non-integer as a string).
+   */
   parameters?: Record<string, ParamValue>;
+}
+
+/** The "priority" request parameter: an integer in [0, 2^64). */
+function priorityParameter(priority: number | bigint): InferParameter {
+  if (typeof priority === "number" && !Number.isSafeInteger(priority)) {
+    throw new ParameterError(`priority: ${priority} is not an integer${Number.isInteger(priority) ? " below 2^53; pass a bigint" : ""}`);
+  }
+  const big = BigInt(priority);
+  if (big < 0n || big >= 2n ** 64n) throw new ParameterError(`priority: ${priority} must be in [0, 2^64)`);
+  return big < 2n ** 63n ? { int64_param: big.toString() } : { uint64_param: big.toString() };
 }
 
 export interface InferResult {
@@ -164,13 +185,31 @@ export function outputOf(result: InferResult, name: string): DecodedTensor {
   return t;
 }
 
+/**
+ * protobufjs (under @grpc/proto-loader) decodes a 64-bit map key, such as
+ * ModelDynamicBatching.priority_queue_policy's uint64 priority level, to its
+ * internal 8-character "long hash" (the value's little-endian bytes) rather
+ * than to a number: this turns such a key back into its decimal string. The
+ * bytes on the wire are right; keys already in decimal pass through.
+ */
+export function decodeUint64MapKey(key: string): string {
+  if (key.length !== 8 || /^\d+$/.test(key)) return key;
+  let v = 0n;
+  for (let i = 7; i >= 0; i--) {
+    const b = key.charCodeAt(i);
+    if (b > 0xff) return key;
+    v = (v << 8n) | BigInt(b);
+  }
+  return v.toString();
+}
+
 /** InferRequest -> wire message; tensors go into raw_input_contents. */
 export function buildInferRequest(req: InferRequest): ModelInferRequest {
-  const parameters: Record<string, InferParameter> = {};
-  for (const [k, v] of Object.entries(req.parameters ?? {})) parameters[k] = toInferParameter(v, k);
+  // As Triton accepts them: no double_param, no reserved "triton_" keys (ParameterError).
+  const parameters: Record<string, InferParameter> = toInferParameters(req.parameters ?? {});
   if (req.sequence) Object.assign(parameters, sequenceParameters(req.sequence));
   if (req.timeoutUs !== undefined) parameters.timeout = toInferParameter(Math.round(req.timeoutUs), "timeout");
-  if (req.priority !== undefined) parameters.priority = toInferParameter(req.priority, "priority");
+  if (req.priority !== undefined) parameters.priority = priorityParameter(req.priority);
   return {
     model_name: req.model,
     model_version: req.version ?? "",
@@ -318,10 +357,18 @@ export class InferenceClient {
     return this.unary("ModelMetadata", { name, version }, opts);
   }
 
+  /**
+   * The model's config. dynamic_batching.priority_queue_policy comes keyed
+   * by decimal priority levels (see decodeUint64MapKey).
+   */
   async modelConfig(name: string, version = "", opts?: CallOptions): Promise<ModelConfig__Output> {
     const res = await this.unary<{ config: ModelConfig__Output | null }>("ModelConfig", { name, version }, opts);
     if (!res.config) {
       throw new KServeError({ code: grpc.status.INTERNAL, details: `ModelConfig for "${name}" came back without a config`, endpoint: this.endpoint });
+    }
+    const policies = res.config.dynamic_batching?.priority_queue_policy;
+    if (policies) {
+      res.config.dynamic_batching!.priority_queue_policy = Object.fromEntries(Object.entries(policies).map(([k, v]) => [decodeUint64MapKey(k), v]));
     }
     return res.config;
   }

@@ -14,10 +14,11 @@
 //              tensorToRaw / rawToTensorData / contentsToTensorData / decodeTensor, TensorError,
 //              fromConfigDataType / toConfigDataType / toOrtType, toShape, elementCount,
 //              float32ToFloat16Bits / float16BitsToFloat32
-//   params     (params.ts) toInferParameter(s) / fromInferParameter(s), sequenceParameters,
-//              readSequenceParameters (server side), sequenceKey
+//   params     (params.ts) toInferParameter(s) / fromInferParameter(s) (no double_param in
+//              requests), sequenceParameters, readSequenceParameters (server side), sequenceKey,
+//              reservedParameterProblem / TRITON_RESERVED_REQUEST_PARAMS (Triton's "triton_" rule)
 //   client     (client.ts) InferenceClient, InferStream, KServeError, isServerFailure, outputOf,
-//              buildInferRequest / parseInferResponse, MAX_MESSAGE_BYTES
+//              buildInferRequest / parseInferResponse, decodeUint64MapKey, MAX_MESSAGE_BYTES
 //   wire       (wire.ts) parseInferRequest / buildInferResponse  (server side)
 //   streams    (sequence.ts) SequenceStream, updateLength, stateLength, sliceUpdate, windowEnd,
 //              randomSequenceId

@@ -12,8 +12,45 @@ export class ParameterError extends Error {
   }
 }
 
-/** One plain value -> InferParameter. Integers go to int64_param, other numbers to double_param. */
-export function toInferParameter(value: ParamValue, key = "parameter"): InferParameter {
+/**
+ * Request parameter keys starting with "triton_" are Triton's: it refuses
+ * them with INVALID_ARGUMENT, except these (current Triton; older releases
+ * refuse every one).
+ */
+export const TRITON_RESERVED_REQUEST_PARAMS: readonly string[] = ["triton_enable_empty_final_response"];
+
+/**
+ * Why Triton would refuse request parameter `key` (a "triton_" key it does
+ * not know, or a known one of the wrong type); undefined when it accepts it.
+ * The wording is Triton's (grpc infer_handler).
+ */
+export function reservedParameterProblem(key: string, p: InferParameter | InferParameter__Output): string | undefined {
+  if (!key.startsWith("triton_")) return undefined;
+  if (!TRITON_RESERVED_REQUEST_PARAMS.includes(key)) {
+    return `parameter keys starting with 'triton_' are reserved for Triton usage. Only the following keys starting with 'triton_' are allowed: ${TRITON_RESERVED_REQUEST_PARAMS.join(" ")}`;
+  }
+  const choice = (p as InferParameter__Output).parameter_choice ?? (p.bool_param !== undefined ? "bool_param" : undefined);
+  if (choice !== "bool_param") return `invalid value type for '${key}' parameter, expected bool_param.`;
+  return undefined;
+}
+
+export interface ToParameterOptions {
+  /**
+   * Send non-integer numbers as double_param. Off for requests: Triton
+   * releases before 2024 (server PR #6755) refuse double_param in request
+   * parameters ("expected int64_param, bool_param, or string_param"), so the
+   * client refuses such a value and names the way out (a string). On for
+   * responses, which only our own decoder reads.
+   */
+  allowDouble?: boolean;
+}
+
+/**
+ * One plain value -> InferParameter: booleans to bool_param, strings to
+ * string_param, integers (number or bigint, int64 range) to int64_param.
+ * A non-integer number is refused (ParameterError) unless `allowDouble`.
+ */
+export function toInferParameter(value: ParamValue, key = "parameter", options: ToParameterOptions = {}): InferParameter {
   switch (typeof value) {
     case "boolean":
       return { bool_param: value };
@@ -28,15 +65,29 @@ export function toInferParameter(value: ParamValue, key = "parameter"): InferPar
         if (!Number.isSafeInteger(value)) throw new ParameterError(`${key}: ${value} is beyond 2^53; pass a bigint`);
         return { int64_param: value };
       }
-      return { double_param: value };
+      if (options.allowDouble) return { double_param: value };
+      throw new ParameterError(
+        `${key}: ${value} is not an integer; Triton takes int64, bool and string parameters (double_param is refused by releases before 2024), so send it as a string, e.g. "${value}"`,
+      );
     default:
       throw new ParameterError(`${key}: unsupported parameter type ${typeof value}`);
   }
 }
 
-export function toInferParameters(values: Record<string, ParamValue | undefined>): Record<string, InferParameter> {
+/**
+ * Plain values -> request parameters as Triton accepts them: no
+ * double_param (see toInferParameter) and no reserved "triton_" keys but
+ * the ones Triton allows (TRITON_RESERVED_REQUEST_PARAMS).
+ */
+export function toInferParameters(values: Record<string, ParamValue | undefined>, options: ToParameterOptions = {}): Record<string, InferParameter> {
   const out: Record<string, InferParameter> = {};
-  for (const [k, v] of Object.entries(values)) if (v !== undefined) out[k] = toInferParameter(v, k);
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined) continue;
+    const p = toInferParameter(v, k, options);
+    const problem = reservedParameterProblem(k, p);
+    if (problem) throw new ParameterError(`request parameter "${k}": ${problem}`);
+    out[k] = p;
+  }
   return out;
 }
 

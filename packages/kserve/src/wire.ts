@@ -4,7 +4,7 @@ import type { ModelInferRequest__Output } from "./generated/inference/ModelInfer
 import type { ModelInferResponse } from "./generated/inference/ModelInferResponse.js";
 import type { InferParameter } from "./generated/inference/InferParameter.js";
 import { decodeTensor, tensorToRaw, TensorError, type DecodedTensor, type Tensor } from "./tensors.js";
-import { fromInferParameters, readSequenceParameters, toInferParameter, type ParamValue } from "./params.js";
+import { fromInferParameters, ParameterError, readSequenceParameters, reservedParameterProblem, toInferParameter, type ParamValue } from "./params.js";
 
 export interface ParsedInferRequest {
   model: string;
@@ -19,8 +19,16 @@ export interface ParsedInferRequest {
   timeoutUs?: number;
 }
 
-/** Received request -> decoded inputs (raw or typed contents), checked against their shapes. */
+/**
+ * Received request -> decoded inputs (raw or typed contents), checked against
+ * their shapes. A reserved "triton_" parameter key is refused as Triton
+ * refuses it (ParameterError; answer INVALID_ARGUMENT).
+ */
 export function parseInferRequest(req: ModelInferRequest__Output): ParsedInferRequest {
+  for (const [k, p] of Object.entries(req.parameters ?? {})) {
+    const problem = reservedParameterProblem(k, p);
+    if (problem) throw new ParameterError(problem);
+  }
   const raws = req.raw_input_contents ?? [];
   if (raws.length > 0 && raws.length !== req.inputs.length) {
     throw new TensorError(
@@ -50,7 +58,7 @@ export function buildInferResponse(res: {
   parameters?: Record<string, ParamValue>;
 }): ModelInferResponse {
   const parameters: Record<string, InferParameter> = {};
-  for (const [k, v] of Object.entries(res.parameters ?? {})) parameters[k] = toInferParameter(v, k);
+  for (const [k, v] of Object.entries(res.parameters ?? {})) parameters[k] = toInferParameter(v, k, { allowDouble: true });
   return {
     model_name: res.model,
     model_version: res.version,

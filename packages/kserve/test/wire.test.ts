@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildInferRequest, parseInferResponse } from "../src/client.js";
+import { buildInferRequest, decodeUint64MapKey, parseInferResponse } from "../src/client.js";
 import { buildInferResponse, parseInferRequest } from "../src/wire.js";
 import { loadInferenceProtos } from "../src/protos.js";
 import { fromInferParameters, sequenceKey, sequenceParameters, toInferParameters } from "../src/params.js";
@@ -25,12 +25,12 @@ describe("wire encoding", () => {
         outputs: ["stat"],
         sequence: { id, start: true },
         timeoutUs: 5000,
-        parameters: { note: "x", ratio: 0.5 },
+        parameters: { note: "x", ratio: 5 },
       });
       const parsed = parseInferRequest(roundTrip<ModelInferRequest__Output>("ModelInferRequest", msg));
       expect(parsed.sequence).toEqual({ id, start: true, end: false });
       expect(parsed.timeoutUs).toBe(5000);
-      expect(parsed.parameters).toMatchObject({ note: "x", ratio: 0.5 });
+      expect(parsed.parameters).toMatchObject({ note: "x", ratio: 5 });
       expect(parsed.outputs).toEqual(["stat"]);
       expect(parsed.inputs[0]).toMatchObject({ name: "update", datatype: "FP32", shape: [1, 2, 3] });
       expect(Array.from(parsed.inputs[0].data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -60,19 +60,51 @@ describe("wire encoding", () => {
     expect(() => parseInferRequest(decoded)).toThrow(/1 inputs but 2 raw_input_contents entries/);
   });
 
-  it("parameters: types and limits", () => {
-    expect(toInferParameters({ a: true, b: 3, c: 2.5, d: "s", e: 2n ** 60n, f: undefined })).toEqual({
+  it("parameters: types and limits (as Triton accepts them: no double_param, no reserved triton_ keys)", () => {
+    expect(toInferParameters({ a: true, b: 3, d: "s", e: 2n ** 60n, f: undefined, triton_enable_empty_final_response: true })).toEqual({
       a: { bool_param: true },
       b: { int64_param: 3 },
-      c: { double_param: 2.5 },
       d: { string_param: "s" },
       e: { int64_param: (2n ** 60n).toString() },
+      triton_enable_empty_final_response: { bool_param: true },
     });
+    // A non-integer is refused, naming the way out; a string goes through.
+    expect(() => toInferParameters({ c: 2.5 })).toThrow(/c: 2\.5 is not an integer; Triton takes int64, bool and string parameters .* send it as a string, e\.g\. "2\.5"/);
+    expect(toInferParameters({ c: String(2.5) })).toEqual({ c: { string_param: "2.5" } });
+    expect(() => toInferParameters({ triton_mine: 1 })).toThrow(
+      /request parameter "triton_mine": parameter keys starting with 'triton_' are reserved for Triton usage\. Only the following keys starting with 'triton_' are allowed: triton_enable_empty_final_response/,
+    );
+    expect(() => toInferParameters({ triton_enable_empty_final_response: 1 })).toThrow(/expected bool_param/);
+    // Responses may carry doubles (only our own decoder reads them).
+    const res = buildInferResponse({ model: "m", version: "1", outputs: [], parameters: { score: 0.25 } });
+    expect(res.parameters).toEqual({ score: { double_param: 0.25 } });
     expect(fromInferParameters({ big: { parameter_choice: "int64_param", int64_param: "1152921504606846976" } as never })).toEqual({ big: 2n ** 60n });
     expect(() => toInferParameters({ x: 2 ** 60 })).toThrow(/beyond 2\^53; pass a bigint/);
     expect(() => sequenceParameters({ id: 0 })).toThrow(/must be in \[1, 2\^63\)/);
     expect(() => sequenceParameters({ id: "" })).toThrow(/empty string/);
     expect(sequenceKey(7)).toBe(sequenceKey(7n));
     expect(sequenceKey(7)).not.toBe(sequenceKey("7"));
+  });
+
+  it("requests: custom doubles and reserved keys refused before sending; priority int64 or uint64; the server side refuses triton_ keys", () => {
+    const inputs = [{ name: "x", datatype: "INT8" as const, shape: [1], data: new Int8Array(1) }];
+    expect(() => buildInferRequest({ model: "m", inputs, parameters: { threshold: 0.5 } })).toThrow(/threshold: 0\.5 is not an integer/);
+    expect(() => buildInferRequest({ model: "m", inputs, parameters: { triton_x: true } })).toThrow(/"triton_x": parameter keys starting with 'triton_' are reserved/);
+    expect(buildInferRequest({ model: "m", inputs, priority: 2 }).parameters!.priority).toEqual({ int64_param: "2" });
+    expect(buildInferRequest({ model: "m", inputs, priority: 2n ** 63n }).parameters!.priority).toEqual({ uint64_param: (2n ** 63n).toString() });
+    expect(() => buildInferRequest({ model: "m", inputs, priority: -1 })).toThrow(/priority: -1 must be in \[0, 2\^64\)/);
+    expect(() => buildInferRequest({ model: "m", inputs, priority: 1.5 })).toThrow(/priority: 1\.5 is not an integer/);
+    const msg = buildInferRequest({ model: "m", inputs });
+    const decoded = roundTrip<ModelInferRequest__Output>("ModelInferRequest", { ...msg, parameters: { triton_x: { bool_param: true } } });
+    expect(() => parseInferRequest(decoded)).toThrow(/parameter keys starting with 'triton_' are reserved for Triton usage/);
+    const ok = roundTrip<ModelInferRequest__Output>("ModelInferRequest", { ...msg, parameters: { triton_enable_empty_final_response: { bool_param: true } } });
+    expect(parseInferRequest(ok).parameters).toEqual({ triton_enable_empty_final_response: true });
+  });
+
+  it("decodes protobufjs' long-hash map keys (uint64 priority levels) to decimal", () => {
+    expect(decodeUint64MapKey("\u0001\u0000\u0000\u0000\u0000\u0000\u0000\u0000")).toBe("1");
+    expect(decodeUint64MapKey("\u0000\u00f2\u0005\u002a\u0001\u0000\u0000\u0000")).toBe("5000000000");
+    expect(decodeUint64MapKey("12345678")).toBe("12345678");
+    expect(decodeUint64MapKey("7")).toBe("7");
   });
 });

@@ -46,6 +46,8 @@ export interface ModelTensorConfig {
   dims: number[];
   reshape?: { shape?: number[] };
   optional?: boolean;
+  /** TensorRT only; parsed and kept, ignored by the embedded server (a warning). */
+  is_non_linear_format_io?: boolean;
   [k: string]: unknown;
 }
 
@@ -69,14 +71,20 @@ export interface SequenceState {
   data_type: TritonDataType;
   dims: number[];
   initial_state?: Array<{ data_type?: TritonDataType; dims?: number[]; zero_data?: boolean; data_file?: string; name?: string }>;
+  /** Memory layout only (one buffer for input and output state). */
+  use_same_buffer_for_input_output?: boolean;
+  /** CUDA memory only. */
+  use_growable_memory?: boolean;
 }
 
 export interface SequenceBatching {
   max_sequence_idle_microseconds?: number;
   direct?: { max_queue_delay_microseconds?: number; minimum_slot_utilization?: number };
-  oldest?: { max_candidate_sequences?: number; preferred_batch_size?: number[]; max_queue_delay_microseconds?: number };
+  oldest?: { max_candidate_sequences?: number; preferred_batch_size?: number[]; max_queue_delay_microseconds?: number; preserve_ordering?: boolean };
   control_input?: Array<{ name: string; control: SequenceControl[] }>;
   state?: SequenceState[];
+  /** Needs backend support the embedded server lacks (a warning). */
+  iterative_sequence?: boolean;
 }
 
 export interface EnsembleStep {
@@ -86,18 +94,35 @@ export interface EnsembleStep {
   output_map?: Record<string, string>;
 }
 
+/** uint64 fields read as numbers, and as decimal strings past 2^53. */
+export type Uint64 = number | string;
+
 /** A Triton ModelConfig as plain data (field names as in model_config.proto). */
 export interface ModelConfig {
   name: string;
   platform?: string;
   backend?: string;
+  /** The backend's library file; parsed and kept, ignored by the embedded server (a warning). */
+  runtime?: string;
   version_policy?: VersionPolicy;
   max_batch_size?: number;
   input?: ModelTensorConfig[];
   output?: ModelTensorConfig[];
-  dynamic_batching?: { preferred_batch_size?: number[]; max_queue_delay_microseconds?: number; [k: string]: unknown };
+  dynamic_batching?: {
+    preferred_batch_size?: number[];
+    max_queue_delay_microseconds?: number;
+    preserve_ordering?: boolean;
+    priority_levels?: Uint64;
+    default_priority_level?: Uint64;
+    /** Keyed by priority level (uint64, as a decimal string). */
+    priority_queue_policy?: Record<string, Record<string, unknown>>;
+    [k: string]: unknown;
+  };
   sequence_batching?: SequenceBatching;
-  ensemble_scheduling?: { step: EnsembleStep[] };
+  /** max_inflight_requests: parsed and kept, not enforced by the embedded server (a warning). */
+  ensemble_scheduling?: { step: EnsembleStep[]; max_inflight_requests?: number };
+  /** Per-model metric settings (histogram buckets); parsed and kept. */
+  model_metrics?: { metric_control?: Array<{ metric_identifier?: { family?: string }; histogram_options?: { buckets?: number[] } }> };
   instance_group?: Array<{ name?: string; kind?: string; count?: number; gpus?: number[]; [k: string]: unknown }>;
   optimization?: Record<string, unknown>;
   default_model_filename?: string;
@@ -144,6 +169,29 @@ export function parseModelConfig(src: string, file = "config.pbtxt"): ModelConfi
     throw new Error(`${file}: ${issue.path.join(".") || "config"}: ${issue.message}`);
   }
   return raw as ModelConfig;
+}
+
+/**
+ * Fields of current Triton that the config carries and the embedded server
+ * does not honour, where that changes behaviour: one message each (the
+ * server logs them as warnings at load). Fields that only concern memory
+ * layout, GPUs or metrics (use_same_buffer_for_input_output,
+ * use_growable_memory, model_metrics, ...) are kept without a warning.
+ */
+export function configWarnings(config: ModelConfig): string[] {
+  const out: string[] = [];
+  if (config.runtime) out.push(`runtime "${config.runtime}" is ignored: the embedded server runs ONNX Runtime models and ensembles itself`);
+  if (config.sequence_batching?.iterative_sequence) {
+    out.push("sequence_batching.iterative_sequence is not supported (it needs a backend that reschedules requests): each request runs once, as in an ordinary sequence");
+  }
+  const inflight = config.ensemble_scheduling?.max_inflight_requests;
+  if (inflight) out.push(`ensemble_scheduling.max_inflight_requests: ${inflight} is not enforced: every step's requests run without a limit`);
+  for (const key of ["input", "output"] as const) {
+    for (const t of config[key] ?? []) {
+      if (t.is_non_linear_format_io) out.push(`${key} "${t.name}": is_non_linear_format_io applies to TensorRT models only and is ignored`);
+    }
+  }
+  return out;
 }
 
 /** Writes a ModelConfig as config.pbtxt text (through the schema; unknown fields are errors). */

@@ -5,6 +5,7 @@ export {
   parseModelConfig,
   formatModelConfig,
   readModelConfig,
+  configWarnings,
   type ModelConfig,
   type ModelTensorConfig,
   type TritonDataType,
@@ -13,6 +14,7 @@ export {
   type SequenceControl,
   type SequenceState,
   type EnsembleStep,
+  type Uint64,
 } from "./config.js";
 export {
   listModelNames,

@@ -8,6 +8,7 @@ export interface InferResponseStatistics {
   'success'?: (_inference_StatisticDuration | null);
   'fail'?: (_inference_StatisticDuration | null);
   'empty_response'?: (_inference_StatisticDuration | null);
+  'cancel'?: (_inference_StatisticDuration | null);
 }
 
 export interface InferResponseStatistics__Output {
@@ -16,4 +17,5 @@ export interface InferResponseStatistics__Output {
   'success': (_inference_StatisticDuration__Output | null);
   'fail': (_inference_StatisticDuration__Output | null);
   'empty_response': (_inference_StatisticDuration__Output | null);
+  'cancel': (_inference_StatisticDuration__Output | null);
 }

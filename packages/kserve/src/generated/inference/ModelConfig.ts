@@ -16,6 +16,7 @@ import type { BatchInput as _inference_BatchInput, BatchInput__Output as _infere
 import type { BatchOutput as _inference_BatchOutput, BatchOutput__Output as _inference_BatchOutput__Output } from '../inference/BatchOutput.js';
 import type { ModelRepositoryAgents as _inference_ModelRepositoryAgents, ModelRepositoryAgents__Output as _inference_ModelRepositoryAgents__Output } from '../inference/ModelRepositoryAgents.js';
 import type { ModelResponseCache as _inference_ModelResponseCache, ModelResponseCache__Output as _inference_ModelResponseCache__Output } from '../inference/ModelResponseCache.js';
+import type { ModelMetrics as _inference_ModelMetrics, ModelMetrics__Output as _inference_ModelMetrics__Output } from '../inference/ModelMetrics.js';
 
 export interface ModelConfig {
   'name'?: (string);
@@ -41,6 +42,8 @@ export interface ModelConfig {
   'batch_output'?: (_inference_BatchOutput)[];
   'model_repository_agents'?: (_inference_ModelRepositoryAgents | null);
   'response_cache'?: (_inference_ModelResponseCache | null);
+  'runtime'?: (string);
+  'model_metrics'?: (_inference_ModelMetrics | null);
   'scheduling_choice'?: "dynamic_batching"|"sequence_batching"|"ensemble_scheduling";
 }
 
@@ -68,5 +71,7 @@ export interface ModelConfig__Output {
   'batch_output': (_inference_BatchOutput__Output)[];
   'model_repository_agents': (_inference_ModelRepositoryAgents__Output | null);
   'response_cache': (_inference_ModelResponseCache__Output | null);
+  'runtime': (string);
+  'model_metrics': (_inference_ModelMetrics__Output | null);
   'scheduling_choice'?: "dynamic_batching"|"sequence_batching"|"ensemble_scheduling";
 }

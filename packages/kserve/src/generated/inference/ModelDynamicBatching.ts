@@ -7,8 +7,8 @@ export interface ModelDynamicBatching {
   'preferred_batch_size'?: (number)[];
   'max_queue_delay_microseconds'?: (number | string | Long);
   'preserve_ordering'?: (boolean);
-  'priority_levels'?: (number);
-  'default_priority_level'?: (number);
+  'priority_levels'?: (number | string | Long);
+  'default_priority_level'?: (number | string | Long);
   'default_queue_policy'?: (_inference_ModelQueuePolicy | null);
   'priority_queue_policy'?: ({[key: number]: _inference_ModelQueuePolicy});
 }
@@ -17,8 +17,8 @@ export interface ModelDynamicBatching__Output {
   'preferred_batch_size': (number)[];
   'max_queue_delay_microseconds': (string);
   'preserve_ordering': (boolean);
-  'priority_levels': (number);
-  'default_priority_level': (number);
+  'priority_levels': (string);
+  'default_priority_level': (string);
   'default_queue_policy': (_inference_ModelQueuePolicy__Output | null);
   'priority_queue_policy': ({[key: number]: _inference_ModelQueuePolicy__Output});
 }

@@ -20,8 +20,10 @@ export interface _inference_ModelEnsembling_Step__Output {
 
 export interface ModelEnsembling {
   'step'?: (_inference_ModelEnsembling_Step)[];
+  'max_inflight_requests'?: (number);
 }
 
 export interface ModelEnsembling__Output {
   'step': (_inference_ModelEnsembling_Step__Output)[];
+  'max_inflight_requests': (number);
 }

@@ -31,6 +31,7 @@ export interface ModelInput {
   'is_shape_tensor'?: (boolean);
   'allow_ragged_batch'?: (boolean);
   'optional'?: (boolean);
+  'is_non_linear_format_io'?: (boolean);
 }
 
 export interface ModelInput__Output {
@@ -42,4 +43,5 @@ export interface ModelInput__Output {
   'is_shape_tensor': (boolean);
   'allow_ragged_batch': (boolean);
   'optional': (boolean);
+  'is_non_linear_format_io': (boolean);
 }

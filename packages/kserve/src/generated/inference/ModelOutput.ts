@@ -11,6 +11,7 @@ export interface ModelOutput {
   'label_filename'?: (string);
   'reshape'?: (_inference_ModelTensorReshape | null);
   'is_shape_tensor'?: (boolean);
+  'is_non_linear_format_io'?: (boolean);
 }
 
 export interface ModelOutput__Output {
@@ -20,4 +21,5 @@ export interface ModelOutput__Output {
   'label_filename': (string);
   'reshape': (_inference_ModelTensorReshape__Output | null);
   'is_shape_tensor': (boolean);
+  'is_non_linear_format_io': (boolean);
 }

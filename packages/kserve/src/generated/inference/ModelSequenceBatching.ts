@@ -74,6 +74,8 @@ export interface _inference_ModelSequenceBatching_State {
   'data_type'?: (_inference_DataType);
   'dims'?: (number | string | Long)[];
   'initial_state'?: (_inference_ModelSequenceBatching_InitialState)[];
+  'use_same_buffer_for_input_output'?: (boolean);
+  'use_growable_memory'?: (boolean);
 }
 
 export interface _inference_ModelSequenceBatching_State__Output {
@@ -82,6 +84,8 @@ export interface _inference_ModelSequenceBatching_State__Output {
   'data_type': (_inference_DataType__Output);
   'dims': (string)[];
   'initial_state': (_inference_ModelSequenceBatching_InitialState__Output)[];
+  'use_same_buffer_for_input_output': (boolean);
+  'use_growable_memory': (boolean);
 }
 
 export interface _inference_ModelSequenceBatching_StrategyDirect {
@@ -98,12 +102,14 @@ export interface _inference_ModelSequenceBatching_StrategyOldest {
   'max_candidate_sequences'?: (number);
   'preferred_batch_size'?: (number)[];
   'max_queue_delay_microseconds'?: (number | string | Long);
+  'preserve_ordering'?: (boolean);
 }
 
 export interface _inference_ModelSequenceBatching_StrategyOldest__Output {
   'max_candidate_sequences': (number);
   'preferred_batch_size': (number)[];
   'max_queue_delay_microseconds': (string);
+  'preserve_ordering': (boolean);
 }
 
 export interface ModelSequenceBatching {
@@ -112,6 +118,7 @@ export interface ModelSequenceBatching {
   'direct'?: (_inference_ModelSequenceBatching_StrategyDirect | null);
   'oldest'?: (_inference_ModelSequenceBatching_StrategyOldest | null);
   'state'?: (_inference_ModelSequenceBatching_State)[];
+  'iterative_sequence'?: (boolean);
   'strategy_choice'?: "direct"|"oldest";
 }
 
@@ -121,5 +128,6 @@ export interface ModelSequenceBatching__Output {
   'direct'?: (_inference_ModelSequenceBatching_StrategyDirect__Output | null);
   'oldest'?: (_inference_ModelSequenceBatching_StrategyOldest__Output | null);
   'state': (_inference_ModelSequenceBatching_State__Output)[];
+  'iterative_sequence': (boolean);
   'strategy_choice'?: "direct"|"oldest";
 }
