@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InferenceClient, outputOf } from "@timeslide/kserve";
+import { InferenceClient, ServerPool, outputOf } from "@timeslide/kserve";
 import { campaignKeys, campaignStatus, connectRedis } from "@timeslide/campaign";
 import { GraphBuilder, detectorConfig, formatModelConfig, streamingEnsembleConfig, type Dim, type ElemType } from "@timeslide/model-repo";
 
@@ -242,6 +242,17 @@ describe("your own model through timeslide model-repo", () => {
       expect(entry("orphan").reason).toContain("no config.pbtxt");
       expect(await client.modelReady("detector")).toBe(false);
       expect(await client.modelReady("mynet-stream")).toBe(true);
+      // The server is not ready while a model failed (Triton's strict readiness); workers' pools say which and why.
+      expect(await client.serverReady()).toBe(false);
+      const pool = new ServerPool({ endpoints: `127.0.0.1:${port}` });
+      try {
+        await pool.checkHealth();
+        const [state] = pool.servers();
+        expect(state.healthy).toBe(false);
+        expect(state.lastError).toContain("not ready: model detector UNAVAILABLE: failed to load 'detector': model 'detector' input 'whitened': not an input of the graph");
+      } finally {
+        pool.close();
+      }
 
       // strain → logits through the ensemble: [batch] from the graph, [batch, 1] as the config says.
       const update = new Float32Array(2 * 2048).map((_, i) => Math.sin(i));
