@@ -295,7 +295,7 @@ describe("your own model through timeslide model-repo", () => {
     }
   }, 60_000);
 
-  it("campaigns run end to end on strain → logits (add + stream) and on a bare model with two outputs (model.output); an input ONNX Runtime refuses fails the job once, for good, naming the tensor", async () => {
+  it("campaigns run end to end on strain → logits (add + stream), on a bare model with two outputs (model.output) and on one with a fixed batch; an input ONNX Runtime refuses fails the job once, for good, naming the tensor", async () => {
     // A config that passes every check (variable dims) on a graph that takes 128-sample windows: ONNX Runtime refuses 64.
     mkdirSync(join(dir, "models-loose", "loose", "1"), { recursive: true });
     copyFileSync(join(dir, "onnx", "mynet.onnx"), join(dir, "models-loose", "loose", "1", "model.onnx"));
@@ -309,15 +309,17 @@ describe("your own model through timeslide model-repo", () => {
     await ok(["model-repo", "add", "models-run", "mynet", "onnx/mynet.onnx"]);
     await ok(["model-repo", "stream", "models-run", "mynet-stream", "--model", "mynet", ...STREAM]);
     await ok(["model-repo", "add", "models-run", "two", "onnx/two.onnx"]);
+    await ok(["model-repo", "add", "models-run", "fixed", "onnx/fixed.onnx"]);
     expect((await cliRun(["model-repo", "check", "models-run"])).code).toBe(0);
     const runPort = await freePort();
     await start(["serve", "--repo", "models-run", "--host", "127.0.0.1", "--port", String(runPort)]).waitFor("inference server listening");
 
     writeFileSync(join(dir, "run-stream.yaml"), campaignYaml("run-stream", runPort, { name: "mynet-stream" }));
     writeFileSync(join(dir, "run-two.yaml"), campaignYaml("run-two", runPort, { name: "two", output: "logits" }));
+    writeFileSync(join(dir, "run-fixed.yaml"), campaignYaml("run-fixed", runPort, { name: "fixed" }, { batch_size: 8 }));
     writeFileSync(join(dir, "run-loose.yaml"), campaignYaml("run-loose", loosePort, { name: "loose" }, { kernel_length: 0.5 }));
     const plans: Record<string, { jobs: { total: number }; livetime: { background_s: number } }> = {};
-    for (const n of ["run-stream", "run-two", "run-loose"]) {
+    for (const n of ["run-stream", "run-two", "run-fixed", "run-loose"]) {
       plans[n] = JSON.parse(await ok(["plan", `${n}.yaml`, "--json"]));
       const sub = await cliRun(["submit", `${n}.yaml`, "--json"]);
       expect(sub.code, sub.stderr).toBe(0);
@@ -327,17 +329,18 @@ describe("your own model through timeslide model-repo", () => {
       expect(progress.map((p) => p.done)).toEqual([...new Set(progress.map((p) => p.done))]);
       expect(progress.at(-1)).toMatchObject({ done: plans[n].jobs.total, total: plans[n].jobs.total });
     }
-    const worker = start(["worker", "run-stream", "run-two", "run-loose"]);
+    const worker = start(["worker", "run-stream", "run-two", "run-fixed", "run-loose"]);
     const redis = await connectRedis(REDIS_URL);
     try {
       const until = Date.now() + 150_000;
       const st = async (n: string) => campaignStatus(redis, PREFIX, n);
       while (Date.now() < until) {
-        const all = await Promise.all(["run-stream", "run-two", "run-loose"].map(st));
+        const all = await Promise.all(["run-stream", "run-two", "run-fixed", "run-loose"].map(st));
         if (all.every((s) => s.done)) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      for (const n of ["run-stream", "run-two"]) {
+      // run-fixed: a model that takes exactly 8 windows per request (no batch axis); the last request of a job is padded.
+      for (const n of ["run-stream", "run-two", "run-fixed"]) {
         const s = await st(n);
         expect(s, n).toMatchObject({ done: true, jobs: { failed: 0, completed: plans[n].jobs.total } });
         expect(s.livetime.background_s, n).toBe(plans[n].livetime.background_s);
