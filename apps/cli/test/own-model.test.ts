@@ -284,12 +284,16 @@ describe("your own model through timeslide model-repo", () => {
     r = await cliRun(["submit", write("c-fixed", { name: "fixed" })]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/input "strain" takes exactly 8 windows per request \(shape \[8, 2, 128\], no batch axis\), the campaign sends up to inference\.batch_size 32/);
+    // The model is ready, but the server is not (other models failed): workers would never use it.
+    r = await cliRun(["submit", write("c-notready", { name: "mynet-stream" })]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/model\.servers: server 127\.0\.0\.1:\d+ has model mynet-stream ready but is itself not ready, so workers will not use it .*model detector UNAVAILABLE: failed to load 'detector': model 'detector' input 'whitened'/);
     r = await cliRun(["submit", write("c-badout", { name: "two", output: "logit" })]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/model\.output: model two on 127\.0\.0\.1:\d+ has no output "logit" \(its outputs: logits, embedding\)/);
     const redis = await connectRedis(REDIS_URL);
     try {
-      for (const n of ["c-oldnames", "c-orphan", "c-two", "c-fixed", "c-badout"]) expect(await redis.exists(campaignKeys(PREFIX, n).meta), `${n}: nothing queued`).toBe(0);
+      for (const n of ["c-oldnames", "c-orphan", "c-two", "c-fixed", "c-notready", "c-badout"]) expect(await redis.exists(campaignKeys(PREFIX, n).meta), `${n}: nothing queued`).toBe(0);
     } finally {
       redis.disconnect();
     }

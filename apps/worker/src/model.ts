@@ -30,6 +30,12 @@ export interface ModelDescription {
    * max_batch_size > 0.
    */
   windows?: { model: string; input: string; shape: number[]; maxBatchSize: number; datatype?: string };
+  /**
+   * The model is ready but the server is not (another model failed to load:
+   * Triton's strict readiness), so workers' pools will not use it: the
+   * models not READY with their reasons.
+   */
+  serverNotReady?: string;
 }
 
 /**
@@ -127,6 +133,11 @@ export async function describeModel(endpoint: string, spec: CampaignSpec, deadli
         const t = subMeta.inputs?.find((x) => x.name === inputName) ?? subMeta.inputs?.[0];
         if (t) d.windows = { model: step.model_name, input: t.name, shape: dims(t.shape ?? []), maxBatchSize: Number(sub.max_batch_size ?? 0), datatype: t.datatype };
       }
+    }
+    if (!(await client.serverReady({ deadlineMs }))) {
+      const failed = (await client.repositoryIndex({ deadlineMs }).catch(() => [])).filter((m) => m.state !== "READY" && m.reason && m.reason !== "unloaded");
+      // Only models that failed, with a reason, are a refusal; a server still loading others is not.
+      d.serverNotReady = failed.map((m) => `model ${m.name} ${m.state}: ${m.reason}`).join("; ") || "";
     }
     return d;
   } finally {
@@ -256,6 +267,13 @@ export async function checkModelOnServers(spec: CampaignSpec, endpoints: readonl
     if (r.d) {
       out.checked.push(r.endpoint);
       out.problems.push(...modelProblems(spec, r.d));
+      if (r.d.serverNotReady === "")
+        out.warnings.push(`model.servers: server ${r.endpoint} has model ${spec.model.name} ready but is itself not ready yet (ServerReady false, no model failed): workers wait for it`);
+      else if (r.d.serverNotReady)
+        out.problems.push(
+          `model.servers: server ${r.endpoint} has model ${spec.model.name} ready but is itself not ready, so workers will not use it (a server with a model that failed to load is not ready, as Triton with strict readiness): ` +
+            `${r.d.serverNotReady}; fix those models (timeslide model-repo check REPO) or unload them`,
+        );
     } else if (r.e instanceof ModelNotServedError) {
       out.problems.push(
         `model.name: ${r.e.message}${spec.model.version === "latest" ? "" : ` (version ${spec.model.version})`}` +
