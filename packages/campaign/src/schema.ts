@@ -37,7 +37,7 @@ export const SegmentsSpec = z
   })
   .refine((s) => !(s.flags && s.file), { message: "give either flags (DQ bits) or file (a segment list), not both" });
 
-export const CampaignSpec = z.strictObject({
+const CampaignFields = z.strictObject({
   name: z
     .string({ error: (i) => expected("a campaign name", i.input) })
     .regex(/^[A-Za-z0-9_-]+$/, { error: (i) => expected("letters, digits, '-' or '_'", i.input) })
@@ -54,6 +54,10 @@ export const CampaignSpec = z.strictObject({
   model: z
     .strictObject({
     name: z.string().min(1).default("detector-stream"),
+    /** the model input that takes the strain; needed only when the model has several */
+    input: z.string().min(1).optional(),
+    /** the model output that is the detection statistic; needed only when the model has several */
+    output: z.string().min(1).optional(),
     version: z
       .union([z.literal("latest"), z.number().int().positive()], { error: (i) => expected('"latest" or a version number', i.input) })
       .default("latest"),
@@ -84,7 +88,8 @@ export const CampaignSpec = z.strictObject({
           error: (i) => expected("a number of shifts or a list of shift vectors", i.input),
         })
         .optional(),
-      step: z.number({ error: (i) => expected("a number of seconds", i.input) }).default(1.0),
+      /** default: max(1 s, inference.kernel_length), so the defaults never warn (a step below the kernel does) */
+      step: z.number({ error: (i) => expected("a number of seconds", i.input) }).optional(),
       circular: z.boolean({ error: (i) => expected("true or false", i.input) }).default(false),
       max_job_duration: positive("a duration in s > 0").default(4096),
       /**
@@ -132,6 +137,12 @@ export const CampaignSpec = z.strictObject({
     })
     .default({ redis: "redis://localhost:6379", attempts: 3 }),
 });
+
+/** The campaign file's fields with the defaults that depend on other fields filled in. */
+export const CampaignSpec = CampaignFields.transform((c) => ({
+  ...c,
+  background: { ...c.background, step: c.background.step ?? Math.max(1, c.inference.kernel_length) },
+}));
 
 export type CampaignSpecInput = z.input<typeof CampaignSpec>;
 export type CampaignSpec = z.output<typeof CampaignSpec>;

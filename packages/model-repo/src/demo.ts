@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { GraphBuilder, float } from "./onnx.js";
 import type { ModelConfig } from "./config.js";
-import { addEnsemble, addOnnxModel, forGpu, type GpuOptions } from "./repository.js";
+import type { GpuOptions } from "./repository.js";
+import { addModel, addStreaming } from "./manage.js";
 
 /** Deterministic PRNG (mulberry32) so the demo weights are the same everywhere. */
 export function mulberry32(seed: number): () => number {
@@ -233,7 +234,11 @@ export function streamingEnsembleConfig(
   };
 }
 
-/** Writes the demo detector, the snapshotter and the `detector-stream` ensemble into `dir`. */
+/**
+ * Writes the demo detector, the snapshotter and the `detector-stream`
+ * ensemble into `dir`, through the same code as `timeslide model-repo add`
+ * and `stream` (addModel, addStreaming).
+ */
 export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): DemoRepository {
   mkdirSync(dir, { recursive: true });
   const detector = o.detectorName ?? "detector";
@@ -241,10 +246,21 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   const ensemble = o.ensembleName ?? "detector-stream";
   const maxBatch = o.maxBatchSize ?? Math.max(o.batch, 128);
   if (maxBatch < o.batch) throw new Error(`maxBatchSize ${maxBatch} is below the streaming batch ${o.batch}`);
-  const snap = { nIfo: o.nIfo, kernel: o.kernel, stride: o.stride, batch: o.batch };
-  const detCfg = detectorConfig(detector, o.nIfo, o.kernel, maxBatch, o.dynamicBatching ?? true);
-  addOnnxModel(dir, o.gpu ? forGpu(detCfg, o.gpu) : detCfg, buildDetector(o), 1);
-  addOnnxModel(dir, snapshotterConfig(snapshotter, snap, o.sequenceIdleMicroseconds ?? 60_000_000), buildSnapshotter(snap), 1);
-  addEnsemble(dir, streamingEnsembleConfig(ensemble, snapshotter, detector, snap));
-  return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch };
+  addModel(dir, detector, buildDetector(o), {
+    version: 1,
+    maxBatchSize: maxBatch,
+    dynamicBatching: o.dynamicBatching ?? true,
+    instances: { count: 1, kind: "KIND_CPU" },
+    gpu: o.gpu,
+  });
+  const s = addStreaming(dir, ensemble, {
+    model: detector,
+    snapshotter,
+    kernel: o.kernel,
+    stride: o.stride,
+    batch: o.batch,
+    nIfo: o.nIfo,
+    sequenceIdleMicroseconds: o.sequenceIdleMicroseconds,
+  });
+  return { detector, snapshotter, ensemble, stateSize: s.stateSize, updateSize: s.updateSize };
 }
