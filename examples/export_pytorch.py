@@ -22,25 +22,43 @@ import numpy as np
 from scipy import signal
 
 
-def whiten(x, sample_rate, psd_length=64.0, fduration=1.0, highpass=32.0):
+def whiten(x, sample_rate, psd_length=64.0, fduration=1.0, highpass=32.0, fftlength=None):
     """timeslide's whitening (packages/strain, whiten.ts) in numpy/scipy.
 
     PSD: Welch over the first `psd_length` s, Hann (periodic) segments of
-    `fduration` s with 50 % overlap, mean removed per segment, median
-    average with scipy's bias correction. Filter: inverse ASD, zero below
-    `highpass` and at DC and Nyquist, made zero-phase, Hann-truncated to
-    fduration x sample_rate taps, scaled so white noise over the full band
-    comes out with unit variance. Applied as a centred FIR; the first and
-    last fduration / 2 s are not valid (timeslide never feeds them).
+    `fftlength` s with 50 % overlap, mean removed per segment, median
+    average with scipy's bias correction. `fftlength` defaults as the
+    campaign's `inference.fftlength` does: 4 s, halved while the burn-in
+    holds fewer than four segments, never below `fduration`. Filter: inverse
+    ASD at the PSD's resolution, zero below `highpass` and at DC and
+    Nyquist, its zero-phase impulse response truncated to the central
+    fduration x sample_rate taps with a Hann window, scaled so white noise
+    over the full band comes out with unit variance. Applied as a centred
+    FIR; the first and last fduration / 2 s are not valid (timeslide never
+    feeds them).
     """
-    n = int(round(fduration * sample_rate))  # a power of two
+    if fftlength is None:
+        fftlength = 4.0
+        while fftlength > fduration and 4 * fftlength > psd_length:
+            fftlength /= 2
+        fftlength = max(fftlength, fduration)
+    n = int(round(fduration * sample_rate))  # filter taps, a power of two
+    m = int(round(fftlength * sample_rate))  # Welch segment, a power of two
     head = x[: int(round(psd_length * sample_rate))]
-    f, psd = signal.welch(head, fs=sample_rate, window="hann", nperseg=n, noverlap=n // 2,
-                          detrend="constant", average="median", scaling="density")
-    inv = np.zeros(n // 2 + 1)
-    band = (np.arange(n // 2 + 1) > 0) & (np.arange(n // 2 + 1) < n // 2) & (f >= highpass) & (psd > 0)
-    inv[band] = 1 / np.sqrt(psd[band])
-    taps = np.roll(np.fft.irfft(inv, n), n // 2) * signal.get_window("hann", n) * np.sqrt(2 / sample_rate)
+    f_psd, psd = signal.welch(head, fs=sample_rate, window="hann", nperseg=m, noverlap=m // 2,
+                              detrend="constant", average="median", scaling="density")
+    if m > n:  # inverse ASD at the PSD's resolution, impulse response truncated in time
+        f, p, size = f_psd, psd, m
+    else:  # PSD interpolated onto the filter's frequencies
+        size = n
+        f = np.arange(n // 2 + 1) * sample_rate / n
+        p = np.interp(f, f_psd, psd)
+    k = np.arange(size // 2 + 1)
+    inv = np.zeros(size // 2 + 1)
+    band = (k > 0) & (k < size // 2) & (f >= highpass) & (p > 0)
+    inv[band] = 1 / np.sqrt(p[band])
+    imp = np.fft.irfft(inv, size)  # lag 0 at index 0
+    taps = imp[(np.arange(n) - n // 2) % size] * signal.get_window("hann", n) * np.sqrt(2 / sample_rate)
     y = signal.fftconvolve(x, taps)[n // 2 : n // 2 + len(x)]
     return y[n // 2 : len(x) - n // 2]  # the valid part
 
