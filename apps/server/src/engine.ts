@@ -4,6 +4,7 @@ import { status } from "@grpc/grpc-js";
 import {
   checkModelEntry,
   configWarnings,
+  gpuConfigNotes,
   folderSkipReason,
   listModelNames,
   readModel,
@@ -517,6 +518,7 @@ export class Engine {
     try {
       const entry = readModel(this.opts.repository, name);
       for (const w of configWarnings(entry.config)) log.warn({ model: name }, w);
+      for (const n of gpuConfigNotes(entry.config)) log.info({ model: name }, n);
       model = await this.build(entry);
     } catch (e) {
       const msg = `failed to load '${name}': ${(e as Error).message}`;

@@ -151,7 +151,14 @@ export interface DemoRepositoryOptions extends DetectorOptions {
   batch: number;
   /** Detector max_batch_size (default max(batch, 128)). */
   maxBatchSize?: number;
-  /** Write the detector for a Triton GPU site (KIND_GPU instances, optional TensorRT FP16). */
+  /** Detector instances per server (instance_group count; default 1). */
+  instances?: number;
+  /**
+   * Write for a Triton GPU site: the detector through `forGpu` (KIND_GPU,
+   * `instances` per GPU unless gpu.count says, TensorRT FP16 unless
+   * tensorrtFp16: false) and the snapshotter on the GPU too (KIND_GPU, no
+   * accelerator: it only copies the state), as hermes writes them.
+   */
   gpu?: GpuOptions;
   /** Detector dynamic_batching (default true): concurrent requests merge into one run. */
   dynamicBatching?: boolean;
@@ -250,8 +257,8 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
     version: 1,
     maxBatchSize: maxBatch,
     dynamicBatching: o.dynamicBatching ?? true,
-    instances: { count: 1, kind: "KIND_CPU" },
-    gpu: o.gpu,
+    instances: { count: o.instances ?? 1, kind: "KIND_CPU" },
+    gpu: o.gpu && { ...o.gpu, count: o.gpu.count ?? o.instances },
   });
   const s = addStreaming(dir, ensemble, {
     model: detector,
@@ -261,6 +268,7 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
     batch: o.batch,
     nIfo: o.nIfo,
     sequenceIdleMicroseconds: o.sequenceIdleMicroseconds,
+    kind: o.gpu ? "KIND_GPU" : undefined,
   });
   return { detector, snapshotter, ensemble, stateSize: s.stateSize, updateSize: s.updateSize };
 }

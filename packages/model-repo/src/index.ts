@@ -6,6 +6,7 @@ export {
   formatModelConfig,
   readModelConfig,
   configWarnings,
+  gpuConfigNotes,
   type ModelConfig,
   type ModelTensorConfig,
   type TritonDataType,
@@ -27,7 +28,10 @@ export {
   addOnnxModel,
   addEnsemble,
   configForOnnx,
+  tensorConfig,
   forGpu,
+  tensorrtAccelerator,
+  TENSORRT_WORKSPACE_BYTES,
   type GpuOptions,
   type ModelEntry,
 } from "./repository.js";

@@ -5,10 +5,10 @@
 // these same functions.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { ModelConfig, ModelTensorConfig, TritonDataType } from "./config.js";
+import type { ModelConfig, ModelTensorConfig } from "./config.js";
 import { checkRepository, ensembleProblems, onnxConfigProblems, repositoryLookup, type ConfigLookup, type SkippedFolder } from "./check.js";
 import { readOnnxSignature, type OnnxSignature, type TensorSignature } from "./onnx.js";
-import { forGpu, nextVersion, writeModelConfig, type GpuOptions } from "./repository.js";
+import { forGpu, nextVersion, tensorConfig, writeModelConfig, type GpuOptions } from "./repository.js";
 import { buildSnapshotter, snapshotSize, snapshotterConfig, type SnapshotterOptions } from "./demo.js";
 
 /** max_batch_size written for a model with a dynamic batch axis when none is given. */
@@ -30,7 +30,7 @@ export interface AddModelOptions {
   dynamicBatching?: boolean;
   /** instance_group: count and kind (absent: Triton's default) */
   instances?: { count: number; kind: "KIND_CPU" | "KIND_GPU" };
-  /** a Triton GPU site's config (KIND_GPU, TensorRT FP16) */
+  /** a Triton GPU site's config (`forGpu`: KIND_GPU, TensorRT FP16 unless tensorrtFp16: false); replaces `instances` */
   gpu?: GpuOptions;
 }
 
@@ -64,11 +64,7 @@ export function configFromGraph(name: string, sig: OnnxSignature, o: Pick<AddMod
     );
   }
   const mbs = dynamicFirst ? (o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE) : 0;
-  const tensor = (t: TensorSignature): ModelTensorConfig => {
-    const dims = mbs > 0 ? t.dims.slice(1) : t.dims;
-    if (dims.length === 0) return { name: t.name, data_type: t.data_type as TritonDataType, dims: [1], reshape: { shape: [] } };
-    return { name: t.name, data_type: t.data_type as TritonDataType, dims };
-  };
+  const tensor = (t: TensorSignature): ModelTensorConfig => tensorConfig(t, mbs > 0);
   const config: ModelConfig = {
     name,
     backend: "onnxruntime",

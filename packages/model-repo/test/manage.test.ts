@@ -11,14 +11,17 @@ import {
   addModel,
   addStreaming,
   checkRepository,
+  configForOnnx,
   configFromGraph,
   detectorConfig,
   ensembleProblems,
   formatModelConfig,
+  gpuConfigNotes,
   onnxConfigProblems,
   readModel,
   readOnnxSignature,
   repositoryLookup,
+  tensorConfig,
   writeDemoRepository,
   type Dim,
 } from "../src/index.js";
@@ -139,5 +142,49 @@ describe("the load rules", () => {
     // add over the orphan's own file writes its config in place
     expect(addModel(dir, "orphan", join(dir, "orphan", "1", "model.onnx"), { version: 1 }).version).toBe(1);
     expect(checkRepository(dir).models.find((m) => m.name === "orphan")?.problems).toEqual([]);
+  });
+});
+
+describe("scalar outputs: dims [1] + reshape [], one rule (tensorConfig)", () => {
+  it("configFromGraph (add, the demo) and configForOnnx write the same tensors; Triton's 'must specify dims' never applies", () => {
+    const sig = readOnnxSignature(net({ scalar: true }));
+    const scalar = { name: "logits", data_type: "TYPE_FP32", dims: [1], reshape: { shape: [] } };
+    expect(tensorConfig(sig.outputs[0], true)).toEqual(scalar);
+    expect(tensorConfig({ name: "s", data_type: "TYPE_FP32", dims: [] }, false)).toEqual({ name: "s", data_type: "TYPE_FP32", dims: [1], reshape: { shape: [] } });
+    expect(configForOnnx("m", sig, 16).output).toEqual([scalar]);
+    expect(configFromGraph("m", sig).output).toEqual([scalar]);
+    expect(configForOnnx("m", sig, 16).input).toEqual(configFromGraph("m", sig).input);
+    // Every written tensor has dims, in every repository the demo writer makes.
+    for (const gpu of [undefined, {}]) {
+      const dir = tmp();
+      writeDemoRepository(dir, { nIfo: 2, kernel: K, stride: 8, batch: 4, gpu });
+      for (const m of ["detector", "snapshotter", "detector-stream"]) {
+        const c = readModel(dir, m).config;
+        for (const t of [...(c.input ?? []), ...(c.output ?? [])]) expect(t.dims.length, `${m} ${t.name}`).toBeGreaterThan(0);
+      }
+    }
+  });
+});
+
+describe("GPU sites: add --device gpu", () => {
+  it("writes KIND_GPU and the TensorRT FP16 block by default, none with tensorrtFp16: false; the embedded server's notes name both", () => {
+    const dir = tmp();
+    const on = addModel(dir, "m", net({ scalar: true }), { gpu: { count: 2 } }).config;
+    expect(on.instance_group).toEqual([{ count: 2, kind: "KIND_GPU" }]);
+    expect(on.optimization).toEqual({
+      execution_accelerators: { gpu_execution_accelerator: [{ name: "tensorrt", parameters: { precision_mode: "FP16", max_workspace_size_bytes: "1073741824" } }] },
+    });
+    expect(on.output?.[0]).toMatchObject({ dims: [1], reshape: { shape: [] } });
+    expect(readModel(dir, "m").config.optimization).toEqual(on.optimization);
+    expect(gpuConfigNotes(on)).toEqual([
+      "instance_group KIND_GPU: the embedded server runs ONNX Runtime on the CPU: 2 CPU instance(s) instead (Triton on a GPU node runs them on the GPU)",
+      'optimization.execution_accelerators.gpu_execution_accelerator "tensorrt" is not applied: the embedded server runs the model as exported (FP32 on the CPU); Triton applies it',
+    ]);
+    const off = addModel(dir, "n", net(), { gpu: { tensorrtFp16: false } }).config;
+    expect(off.instance_group).toEqual([{ count: 1, kind: "KIND_GPU" }]);
+    expect(off.optimization).toBeUndefined();
+    expect(gpuConfigNotes(off)).toHaveLength(1);
+    expect(gpuConfigNotes(addModel(dir, "c", net(), { instances: { count: 3, kind: "KIND_CPU" } }).config)).toEqual([]);
+    expect(checkRepository(dir).models.map((m) => m.problems)).toEqual([[], [], []]);
   });
 });

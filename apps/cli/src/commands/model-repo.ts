@@ -9,9 +9,7 @@ import {
   formatListing,
   initRepository,
   listRepository,
-  readModel,
   writeDemoRepository,
-  writeModelConfig,
 } from "@timeslide/model-repo";
 import { run } from "../errors.js";
 
@@ -48,6 +46,7 @@ const Flags = z
     dynamicBatching: z.boolean(),
     device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }),
     instances: int("--instances", 1, 64),
+    tensorrt: z.boolean(),
     force: z.boolean(),
     json: z.boolean(),
   })
@@ -87,6 +86,8 @@ export interface ModelRepoResult {
   dynamic_batching: boolean;
   device: "cpu" | "gpu";
   instances: number;
+  /** the detector runs through TensorRT FP16 on Triton (--device gpu without --no-tensorrt) */
+  tensorrt: boolean;
   update_samples: number;
   state_samples: number;
   files: string[];
@@ -102,6 +103,8 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
   const kernel = Math.round(o.kernelLength * o.sampleRate);
   const stride = Math.round(o.sampleRate / o.inferenceSamplingRate);
   const maxBatch = o.maxBatchSize ?? Math.max(o.batchSize, 128);
+  // --device gpu: detector and snapshotter on the GPU, the detector through
+  // TensorRT FP16 unless --no-tensorrt (the library's forGpu, one path).
   const repo = writeDemoRepository(repository, {
     nIfo: o.ifos,
     kernel,
@@ -109,17 +112,9 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     batch: o.batchSize,
     maxBatchSize: maxBatch,
     dynamicBatching: o.dynamicBatching,
+    instances: o.instances,
+    gpu: o.device === "gpu" ? { tensorrtFp16: o.tensorrt } : undefined,
   });
-  // The demo writes CPU instances; on Triton GPU nodes both ONNX models
-  // should run on the GPU (the snapshotter state then stays on the device).
-  if (o.device === "gpu" || o.instances !== 1) {
-    for (const name of [repo.detector, repo.snapshotter]) {
-      const { config } = readModel(repository, name);
-      const count = name === repo.detector ? o.instances : 1;
-      config.instance_group = [{ count, kind: o.device === "gpu" ? "KIND_GPU" : "KIND_CPU" }];
-      writeModelConfig(repository, config);
-    }
-  }
   const files = [
     join(repo.detector, "config.pbtxt"),
     join(repo.detector, "1", "model.onnx"),
@@ -139,6 +134,7 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     dynamic_batching: o.dynamicBatching,
     device: o.device,
     instances: o.instances,
+    tensorrt: o.device === "gpu" && o.tensorrt,
     update_samples: repo.updateSize,
     state_samples: repo.stateSize,
     files,
@@ -160,6 +156,7 @@ export const MODEL_REPO_DEFAULTS = {
   dynamicBatching: true,
   device: "cpu",
   instances: "1",
+  tensorrt: true,
   force: false,
   json: false,
 };
@@ -201,6 +198,7 @@ const AddFlags = z.object({
   dynamicBatching: z.boolean(),
   device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }).optional(),
   instances: int("--instances", 1, 64).optional(),
+  tensorrt: z.boolean(),
   json: z.boolean(),
 });
 
@@ -242,7 +240,8 @@ function demoAction(raw: Record<string, unknown>) {
         `models: ${r.models.ensemble} (streaming ensemble) = ${r.models.snapshotter} -> ${r.models.detector}`,
         `  ${r.ifos} ifos, kernel ${r.kernel_samples} samples, stride ${r.stride_samples} samples, ${r.batch_size} windows per update`,
         `  update [1, ${r.ifos}, ${r.update_samples}], state ${r.state_samples} samples per ifo, detector max_batch_size ${r.max_batch_size}` +
-          `${r.dynamic_batching ? ", dynamic batching" : ""}, ${r.instances} ${r.device.toUpperCase()} instance(s)`,
+          `${r.dynamic_batching ? ", dynamic batching" : ""}, ${r.instances} ${r.device.toUpperCase()} instance(s)` +
+          `${r.device === "gpu" ? `${r.instances > 1 ? " per GPU" : ""}, snapshotter on the GPU, detector ${r.tensorrt ? "through TensorRT FP16" : "without TensorRT (CUDA)"}` : ""}`,
         `campaign settings to match: data.sample_rate ${r.campaign.data.sample_rate}, model.name ${r.campaign.model.name}, ` +
           `inference.kernel_length ${r.campaign.inference.kernel_length}, inference_sampling_rate ${r.campaign.inference.inference_sampling_rate}, batch_size ${r.campaign.inference.batch_size}`,
       ].join("\n"),
@@ -261,8 +260,9 @@ function demoOptions(c: Command): Command {
     .option("--batch-size <n>", "windows per streaming update (inference.batch_size)", MODEL_REPO_DEFAULTS.batchSize)
     .option("--max-batch-size <n>", "detector max_batch_size (default: max(batch-size, 128))")
     .option("--no-dynamic-batching", "do not merge concurrent detector requests into one run")
-    .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes)", MODEL_REPO_DEFAULTS.device)
-    .option("--instances <n>", "detector instances per server (instance_group count)", MODEL_REPO_DEFAULTS.instances)
+    .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes: detector and snapshotter KIND_GPU, detector through TensorRT FP16)", MODEL_REPO_DEFAULTS.device)
+    .option("--instances <n>", "detector instances per server (instance_group count; per GPU with --device gpu)", MODEL_REPO_DEFAULTS.instances)
+    .option("--no-tensorrt", "with --device gpu: no TensorRT accelerator block (ONNX Runtime's CUDA provider alone)")
     .option("--force", "overwrite the models if the directory already holds them")
     .option("--json", "print what was written as JSON");
 }
@@ -322,20 +322,22 @@ export function registerModelRepo(program: Command): void {
     .option("--version <n>", "version folder (default: the next free one)")
     .option("--max-batch-size <n>", "max_batch_size for a graph with a dynamic batch axis (default 128)")
     .option("--no-dynamic-batching", "do not merge concurrent requests into one run")
-    .option("--device <kind>", "instance kind: cpu or gpu (default: Triton's choice)")
-    .option("--instances <n>", "instances per server (instance_group count)")
+    .option("--device <kind>", "instance kind: cpu or gpu (default: Triton's choice); gpu also writes the TensorRT FP16 accelerator block")
+    .option("--instances <n>", "instances per server (instance_group count; per GPU with --device gpu)")
+    .option("--no-tensorrt", "with --device gpu: no TensorRT accelerator block (ONNX Runtime's CUDA provider alone)")
     .option("--json", "print what was written as JSON")
     .addHelpText("after", "\nExample:\n  timeslide model-repo add models mynet exported/mynet.onnx --max-batch-size 256")
     .action((dir: string, name: string, onnx: string, raw: Record<string, unknown>) =>
       run(async () => {
-        const o = parseFlags(AddFlags, "add", raw, { dynamicBatching: true, json: false });
+        const o = parseFlags(AddFlags, "add", raw, { dynamicBatching: true, tensorrt: true, json: false });
         if (!existsSync(onnx)) throw new Error(`model-repo add: ${onnx}: no such file`);
-        const kind = o.device === "gpu" ? "KIND_GPU" : o.device === "cpu" ? "KIND_CPU" : undefined;
+        const gpu = o.device === "gpu";
         const r = addModel(resolve(dir), name, onnx, {
           version: o.version,
           maxBatchSize: o.maxBatchSize,
           dynamicBatching: o.dynamicBatching,
-          instances: kind || o.instances ? { count: o.instances ?? 1, kind: kind ?? "KIND_CPU" } : undefined,
+          instances: !gpu && (o.device || o.instances) ? { count: o.instances ?? 1, kind: "KIND_CPU" } : undefined,
+          gpu: gpu ? { count: o.instances ?? 1, tensorrtFp16: o.tensorrt } : undefined,
         });
         for (const w of r.warnings) warn(w);
         if (o.json) {
@@ -351,6 +353,7 @@ export function registerModelRepo(program: Command): void {
             `  max_batch_size ${mbs}${mbs > 0 ? " (dynamic batch axis)" : " (fixed shapes: the model takes exactly these per request)"}`,
             ...(c.input ?? []).map((x) => `  input  ${t(x)}`),
             ...(c.output ?? []).map((x) => `  output ${t(x)}`),
+            ...(c.instance_group ?? []).map((g) => `  ${g.count ?? 1} ${g.kind} instance(s)${g.kind === "KIND_GPU" ? (c.optimization ? " per GPU, TensorRT FP16" : " per GPU, no TensorRT") : ""}`),
             `next: timeslide model-repo stream ${dir} ${name}-stream --model ${name} --kernel-length S --sample-rate HZ --inference-sampling-rate HZ --batch-size N`,
           ].join("\n"),
         );
