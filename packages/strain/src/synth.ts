@@ -247,20 +247,23 @@ export async function synthesize(o: SynthOptions): Promise<SynthResult> {
   return result;
 }
 
-function makeInjections(o: SynthOptions, start: number, duration: number, m: number, seed: number) {
+/** What both kinds of injection set share: waveform span and length, even spacing, empty arrays. */
+function injectionLayout(o: SynthOptions, duration: number, m: number) {
   const fs = o.sampleRate;
-  const rng = new Rng(seed, "injections");
   const [snrLo, snrHi] = o.snr ?? [8, 30];
   const tauMax = chirpDuration(CHIRP_MASS_RANGE[0], SYNTH_F_LOW);
   const tOffset = -Math.ceil((tauMax + 0.25) * 4) / 4;
   const length = Math.round((-tOffset + 0.25) * fs);
   const span = -tOffset + 0.25;
   if (duration < m * (span + 1)) throw new RangeError(`${m} injections of ${span} s do not fit in ${duration} s`);
-  const spacing = duration / m;
-  const ref = o.ifos[0];
-  const times = new Float64Array(m);
   const waveforms: Record<string, Float32Array> = {};
   for (const ifo of o.ifos) waveforms[ifo] = new Float32Array(m * length);
+  return { fs, snrLo, snrHi, tOffset, length, span, spacing: duration / m, ref: o.ifos[0], times: new Float64Array(m), waveforms };
+}
+
+function makeInjections(o: SynthOptions, start: number, duration: number, m: number, seed: number) {
+  const rng = new Rng(seed, "injections");
+  const { fs, snrLo, snrHi, tOffset, length, span, spacing, ref, times, waveforms } = injectionLayout(o, duration, m);
   const cols = {
     snr: new Float64Array(m),
     distance: new Float64Array(m),
@@ -327,19 +330,8 @@ function makeInjections(o: SynthOptions, start: number, duration: number, m: num
  * detector; `geocent_time` the one at the geocentre.
  */
 function makeSkyInjections(o: SynthOptions, start: number, duration: number, m: number, seed: number) {
-  const fs = o.sampleRate;
   const rng = new Rng(seed, "injections:sky");
-  const [snrLo, snrHi] = o.snr ?? [8, 30];
-  const tauMax = chirpDuration(CHIRP_MASS_RANGE[0], SYNTH_F_LOW);
-  const tOffset = -Math.ceil((tauMax + 0.25) * 4) / 4;
-  const length = Math.round((-tOffset + 0.25) * fs);
-  const span = -tOffset + 0.25;
-  if (duration < m * (span + 1)) throw new RangeError(`${m} injections of ${span} s do not fit in ${duration} s`);
-  const spacing = duration / m;
-  const ref = o.ifos[0];
-  const times = new Float64Array(m);
-  const waveforms: Record<string, Float32Array> = {};
-  for (const ifo of o.ifos) waveforms[ifo] = new Float32Array(m * length);
+  const { fs, snrLo, snrHi, tOffset, length, span, spacing, ref, times, waveforms } = injectionLayout(o, duration, m);
   const names = ["snr", "distance", "weight", "chirp_mass", "inclination", "coa_phase", "ra", "dec", "psi", "geocent_time"];
   const cols: Record<string, Float64Array> = Object.fromEntries(names.map((n) => [n, new Float64Array(m)]));
   for (const ifo of o.ifos) cols[`snr_${ifo}`] = new Float64Array(m);
