@@ -275,8 +275,16 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
       expect(Number(requeued.Restarts), "requeued task restarts").toBe(1);
       expect(Number(cancelled.Restarts), "cancelled task restarts").toBe(0);
       expect(cancelled.JobState).toBe("CANCELLED");
-      // The requeued tasks came back as workers (restart 1 in their names).
-      for (const v of victims.slice(0, 2)) expect(wrapperLog(`worker.${workerArray}_${v.task}.err`), `task ${v.task} restarted`).toMatch(/slurm-\d+_\d+\.r1/);
+      // Every worker run ended cleanly: a repeated SIGTERM (Slurm signals every
+      // process of the job, the wrapper passes one on) did not kill a worker mid-hand-back.
+      for (const t of [1, 2, 3, 4]) expect(wrapperLog(`worker.${workerArray}_${t}.err`), `task ${t} exit statuses`).not.toMatch(/timeslide-worker: exit [1-9]/);
+      // The requeued tasks come back as workers (restart 1 in their names; the
+      // campaign may have finished before: Slurm holds a requeued job ~cred_expire s).
+      for (const v of victims.slice(0, 2)) {
+        const log = () => wrapperLog(`worker.${workerArray}_${v.task}.err`);
+        for (let i = 0; i < 600 && !/slurm-\d+_\d+\.r1 /.test(log()); i++) await sleep(100);
+        expect(log(), `task ${v.task} came back`).toMatch(/slurm-\d+_\d+\.r1 /);
+      }
 
       // The report.
       const html = join(dir, "results", "report.html");
