@@ -15,14 +15,26 @@ WAIT_S=${SLURM_DOWN_WAIT_S:-60}
 
 pid_of() { [ -f "$1" ] && cat "$1" 2>/dev/null; }
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-stop_pid() { # pidfile name
-  local pid
-  pid=$(pid_of "$1") || return 0
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 100); do alive "$pid" || return 0; sleep 0.1; done
-  echo "slurm-down: $2 ($pid) did not stop on SIGTERM: SIGKILL" >&2
-  kill -KILL "$pid" 2>/dev/null
+# Stops the daemons of the pid files together (each takes 1-2 s to shut down):
+# SIGTERM, then SIGKILL for any still there after 10 s.
+stop_pids() { # pidfile...
+  local f pid pids=()
+  for f in "$@"; do
+    pid=$(pid_of "$f") || continue
+    alive "$pid" && kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  for _ in $(seq 100); do
+    local left=0
+    for pid in "${pids[@]}"; do alive "$pid" && left=1; done
+    [ $left = 0 ] && return 0
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    if alive "$pid"; then
+      echo "slurm-down: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60) ($pid) did not stop on SIGTERM: SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  done
 }
 
 ctld=$(pid_of "$DIR/run/slurmctld.pid")
@@ -38,9 +50,9 @@ if [ -f "$SLURM_CONF" ] && alive "$ctld"; then
   [ -n "${left// /}" ] && echo "slurm-down: jobs still in the queue after ${WAIT_S}s: $left" >&2
 fi
 
-for f in "$DIR"/run/slurmd-*.pid; do [ -e "$f" ] && stop_pid "$f" slurmd; done
-stop_pid "$DIR/run/slurmctld.pid" slurmctld
-stop_pid "$DIR/run/munged.pid" munged
+# slurmd and slurmctld together, munged (their authentication) after them.
+stop_pids "$DIR"/run/slurmd-*.pid "$DIR/run/slurmctld.pid"
+stop_pids "$DIR/run/munged.pid"
 # slurmstepd of this instance that outlived its slurmd (they carry its spool dir).
 for p in $(pgrep -x slurmstepd 2>/dev/null); do
   if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "SLURM_CONF=$SLURM_CONF" || grep -q "$DIR/spool" "/proc/$p/cmdline" 2>/dev/null; then
