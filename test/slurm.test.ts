@@ -3,10 +3,11 @@
 // up by scripts/slurm-up.sh and stopped by scripts/slurm-down.sh) runs the
 // embedded inference server and a job array of workers from deploy/slurm
 // (the same batch scripts a site submits, parametrised by the environment).
-// Mid-job, one worker gets the signal Slurm sends before a time limit (only
-// the batch shell: `scancel --batch --signal=TERM`, as --signal=B:TERM@120
-// does) and requeues itself, one is requeued by `scontrol requeue`, one is
-// cancelled by `scancel`. The campaign must still come out exact: livetime =
+// One worker's time limit is cut to 2 minutes: Slurm sends worker.sbatch's
+// --signal=B:TERM@120, the worker hands back and the task requeues itself.
+// Mid-job, one worker is stopped gracefully (`scancel --batch --signal=TERM`:
+// only the batch shell, as --signal=B: does), one is requeued by `scontrol
+// requeue`, one is cancelled by `scancel`. The campaign must still come out exact: livetime =
 // plan, each job's result recorded once, the report written. Then every job
 // is cancelled and every daemon stopped.
 //
@@ -171,7 +172,7 @@ afterAll(async () => {
 
 describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
   it.skipIf(Boolean(reason))(
-    `runs the server and a worker array as Slurm jobs; workers signalled, requeued and cancelled mid-job; livetime = plan, each job once${reason ? ` (skipped: ${reason})` : ""}`,
+    `runs the server and a worker array as Slurm jobs; a worker at its time limit, workers stopped, requeued and cancelled mid-job; livetime = plan, each job once${reason ? ` (skipped: ${reason})` : ""}`,
     { timeout: 300_000 },
     async () => {
       const t0 = Date.now();
@@ -190,19 +191,29 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
       const submitted = JSON.parse(cli(["submit", `${CAMPAIGN}.yaml`, "--json"]));
       expect(submitted.added).toBe(plan.jobs.total);
 
-      // Four workers as one array. TIMESLIDE_REQUEUE_WITHIN_S: any SIGTERM of
-      // a running task counts as "before the time limit" (a real limit is
-      // minutes away), so the batch-shell signal exercises the self-requeue.
+      // Four workers as one array, 30 min limit, worker.sbatch's own --signal=B:TERM@120.
       const tw = Date.now();
       workerArray = sh(
         "sbatch",
         ["--parsable", "--array=1-4", "--cpus-per-task=1", "--mem=1G", "--time=30", `--output=${dir}/logs/worker.%A_%a.out`, `--error=${dir}/logs/worker.%A_%a.err`, join(DEPLOY, "worker.sbatch"), "--lock", "5", "--sequences", "2", CAMPAIGN],
-        { TIMESLIDE_GRACE: "0", TIMESLIDE_REQUEUE_WITHIN_S: "100000000" },
+        { TIMESLIDE_GRACE: "0" },
       ).trim();
+      const state = (id: string) => sh("squeue", ["-h", "-j", id, "-o", "%T"]).trim();
 
-      // Three disturbances, each on a task caught mid-job, each task once.
+      // Task 4 reaches its time limit: cut to 2 min, Slurm's --signal=B:TERM@120
+      // is due at once and sent at slurmctld's next time-limit check (every
+      // 30 s); the worker hands back and the task requeues itself.
+      const limited = `${workerArray}_4`;
+      for (let i = 0; state(limited) !== "RUNNING"; i++) {
+        if (i > 300) throw new Error(`task ${limited} not running within 30 s: ${state(limited)}`);
+        await sleep(100);
+      }
+      sh("scontrol", ["update", `JobId=${limited}`, "TimeLimit=2"]);
+      const limitCutAt = Date.now();
+
+      // Three disturbances on tasks 1-3, each caught mid-job, each task once.
       const actions = [
-        { what: "time-limit signal to the batch shell (scancel --batch --signal=TERM), task requeues itself", run: (id: string) => sh("scancel", ["--batch", "--signal=TERM", id]) },
+        { what: "graceful stop (scancel --batch --signal=TERM: only the batch shell, as --signal=B:TERM does)", run: (id: string) => sh("scancel", ["--batch", "--signal=TERM", id]) },
         { what: "scontrol requeue", run: (id: string) => sh("scontrol", ["requeue", id]) },
         { what: "scancel", run: (id: string) => sh("scancel", [id]) },
       ];
@@ -211,7 +222,7 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
         const until = Date.now() + 90_000;
         let hit: { task: number; job: string } | undefined;
         while (!hit) {
-          for (let task = 1; task <= 4 && !hit; task++) {
+          for (let task = 1; task <= 3 && !hit; task++) {
             if (victims.some((v) => v.task === task)) continue;
             const job = runningJob(workerArray, task);
             if (job) hit = { task, job };
@@ -236,6 +247,17 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
       }
       timings.campaign_s = (Date.now() - tw) / 1000;
 
+      // The time-limited task: signalled by Slurm, requeued by itself; its
+      // limit is put back while it waits to run again (else it would be
+      // signalled again at once).
+      const limitedLog = () => wrapperLog(`worker.${limited}.err`);
+      for (let i = 0; !/requeueing job/.test(limitedLog()); i++) {
+        if (i > 900) throw new Error(`task ${limited} not signalled and requeued within 90 s of its time limit cut:\n${limitedLog()}`);
+        await sleep(100);
+      }
+      timings.time_limit_signal_s = (Date.now() - limitCutAt) / 1000;
+      sh("scontrol", ["update", `JobId=${limited}`, "TimeLimit=30"]);
+
       // Livetime = plan; nothing failed.
       const status = JSON.parse(cli(["status", CAMPAIGN, "--json"]));
       expect(status.done).toBe(true);
@@ -253,6 +275,7 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
       const files = readdirSync(join(dir, "results", "jobs")).filter((f) => f.endsWith(".h5"));
       expect(files.map((f) => f.replace(/\.h5$/, "")).sort()).toEqual(Object.keys(results).sort());
       const all = [1, 2, 3, 4].flatMap((t) => workerLines(workerArray, t));
+      expect(workerLines(workerArray, 4).some((l) => l.msg === "shutting down" && l.signal === "SIGTERM"), "task 4 got SIGTERM before its time limit").toBe(true);
       const done = new Map<string, number>();
       for (const l of all) if (l.msg === "job done" && l.job) done.set(l.job, (done.get(l.job) ?? 0) + 1);
       expect([...done].filter(([, n]) => n !== 1), "jobs done more than once").toEqual([]);
@@ -268,10 +291,14 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
       }
       expect(handedBack.length, "a victim job was handed back mid-job").toBeGreaterThan(0);
 
-      // Slurm's side: signalled task requeued itself once, requeued task came back once, cancelled task stayed gone.
-      const [signalled, requeued, cancelled] = victims.map((v) => jobInfo(`${workerArray}_${v.task}`));
-      expect(wrapperLog(`worker.${workerArray}_${victims[0].task}.err`)).toMatch(/requeueing job/);
-      expect(Number(signalled.Restarts), "signalled task restarts").toBe(1);
+      // Slurm's side: the time-limited task requeued itself once, the stopped
+      // one ended (no requeue: its limit was far), the requeued one came back
+      // once, the cancelled one stayed gone.
+      const [stopped, requeued, cancelled] = victims.map((v) => jobInfo(`${workerArray}_${v.task}`));
+      expect(Number(jobInfo(limited).Restarts), "time-limited task restarts").toBe(1);
+      expect(Number(stopped.Restarts), "stopped task restarts").toBe(0);
+      expect(stopped.JobState, "stopped task").toBe("COMPLETED");
+      expect(wrapperLog(`worker.${workerArray}_${victims[0].task}.err`)).not.toMatch(/requeueing job/);
       expect(Number(requeued.Restarts), "requeued task restarts").toBe(1);
       expect(Number(cancelled.Restarts), "cancelled task restarts").toBe(0);
       expect(cancelled.JobState).toBe("CANCELLED");
@@ -280,10 +307,10 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
       for (const t of [1, 2, 3, 4]) expect(wrapperLog(`worker.${workerArray}_${t}.err`), `task ${t} exit statuses`).not.toMatch(/timeslide-worker: exit [1-9]/);
       // The requeued tasks come back as workers (restart 1 in their names; the
       // campaign may have finished before: Slurm holds a requeued job ~cred_expire s).
-      for (const v of victims.slice(0, 2)) {
-        const log = () => wrapperLog(`worker.${workerArray}_${v.task}.err`);
+      for (const task of [victims[1].task, 4]) {
+        const log = () => wrapperLog(`worker.${workerArray}_${task}.err`);
         for (let i = 0; i < 600 && !/slurm-\d+_\d+\.r1 /.test(log()); i++) await sleep(100);
-        expect(log(), `task ${v.task} came back`).toMatch(/slurm-\d+_\d+\.r1 /);
+        expect(log(), `task ${task} came back`).toMatch(/slurm-\d+_\d+\.r1 /);
       }
 
       // The report.
@@ -307,16 +334,16 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
       slurmDown();
       for (const pid of pids) expect(() => process.kill(pid, 0), `daemon ${pid} stopped`).toThrow();
 
-      const summary = `${plan.jobs.total} jobs on a worker array of 4 tasks and a server job; mid-job: ${victims.map((v) => `task ${v.task} ${v.what} (job ${v.job})`).join("; ")}; handed back: ${handedBack.join(", ")}`;
+      const summary = `${plan.jobs.total} jobs on a worker array of 4 tasks and a server job; mid-job: ${victims.map((v) => `task ${v.task} ${v.what} (job ${v.job})`).join("; ")}; handed back: ${handedBack.join(", ")}; task 4's time limit cut to 2 min: Slurm's --signal=B:TERM@120 came ${timings.time_limit_signal_s.toFixed(0)} s later, the worker stopped and the task requeued itself`;
       const figures = Object.entries(timings)
         .map(([k, v]) => `${k} ${v.toFixed(1)}`)
         .join(", ");
       console.log(`slurm test: ${summary}; timings (s): ${figures}`);
       recordOutcome({
         area: "fault",
-        case: "Slurm: worker tasks signalled, requeued and cancelled mid-job",
+        case: "Slurm: worker at its time limit; workers stopped, requeued and cancelled mid-job",
         outcome: "recovered",
-        detail: `${summary}; the signalled and the requeued task came back once each (Restarts 1), the cancelled one stayed CANCELLED; ${plan.jobs.total}/${plan.jobs.total} jobs completed, each recorded once (one summary, one file, one "job done"), background ${plan.livetime.background_s} s = plan, no livetime lost; report written. Timings (s): ${figures}`,
+        detail: `${summary}; the time-limited and the requeued task came back once each (Restarts 1), the stopped one ended COMPLETED, the cancelled one CANCELLED; ${plan.jobs.total}/${plan.jobs.total} jobs completed, each recorded once (one summary, one file, one "job done"), background ${plan.livetime.background_s} s = plan, no livetime lost; report written. Timings (s): ${figures}`,
       });
     },
   );
