@@ -353,6 +353,19 @@ describe("Slurm: deploy/slurm on a real single-node Slurm", () => {
     },
   );
 
+  it("worker.sbatch outside Slurm: a worker that exits non-zero is restarted TIMESLIDE_MAX_RESTARTS times, then the job fails with its status", () => {
+    const fake = join(dir, "fake-timeslide.sh");
+    writeFileSync(fake, `#!/bin/sh\necho "$*" >> ${join(dir, "fake-runs.txt")}\nexit 3\n`, { mode: 0o755 });
+    const r = spawnSync("bash", [join(DEPLOY, "worker.sbatch"), "o3a"], {
+      encoding: "utf8",
+      env: { ...env, TIMESLIDE_BIN: fake, TIMESLIDE_MAX_RESTARTS: "2", TIMESLIDE_RESTART_DELAY_S: "0", TIMESLIDE_CONCURRENCY: "3" },
+    });
+    expect(r.status, r.stderr).toBe(3);
+    const runs = readFileSync(join(dir, "fake-runs.txt"), "utf8").trim().split("\n");
+    expect(runs).toEqual(Array(3).fill("worker --servers registry --concurrency 3 --grace 90 o3a"));
+    expect(r.stderr).toMatch(/exited 3, 2 restarts used: giving up/);
+  });
+
   it("triton.sbatch composes Triton in Apptainer and the register sidecar (DRY_RUN, no Slurm needed)", () => {
     const models = join(dir, "triton-models");
     mkdirSync(join(models, "detector-stream"), { recursive: true });

@@ -96,8 +96,8 @@ ts_supervise() {
       ts_log "exited $rc, $max restarts used: giving up"
       exit "$rc"
     fi
-    ts_log "exited $rc: restarting in 10 s ($restarts of $max)"
-    sleep 10 &
+    ts_log "exited $rc: restarting in ${TIMESLIDE_RESTART_DELAY_S:-10} s ($restarts of $max)"
+    sleep "${TIMESLIDE_RESTART_DELAY_S:-10}" &
     wait $! || true
     [[ $TS_STOPPING == 1 ]] && break
   done
