@@ -190,12 +190,21 @@ export function registerRegister(program: Command): void {
         const prefix = redisPrefix();
         log.info({ redis: redactRedisUrl(url), prefix }, "sidecar started");
         const sidecar = startSidecar({ ...o, redisClient: redis, prefix, log });
+        // Repeated signals (Slurm signals every process of a job, and
+        // start-triton.sh passes one on) must not kill the sidecar before it
+        // has removed its entry; a second Ctrl-C still stops at once.
+        let stopping = false;
         const onSignal = (signal: string) => {
+          if (stopping) {
+            if (signal === "SIGINT") process.exit(130);
+            return;
+          }
+          stopping = true;
           log.info({ signal }, "shutting down");
           void sidecar.stop();
         };
-        process.once("SIGTERM", () => onSignal("SIGTERM"));
-        process.once("SIGINT", () => onSignal("SIGINT"));
+        process.on("SIGTERM", () => onSignal("SIGTERM"));
+        process.on("SIGINT", () => onSignal("SIGINT"));
         try {
           await sidecar.done;
         } finally {

@@ -71,12 +71,21 @@ export function registerServe(program: Command): void {
         });
         // Serve until interrupted; close() leaves the registry and lets in-flight requests finish.
         await new Promise<void>((resolve) => {
-          const stop = () => {
+          // A repeated SIGTERM (Slurm signals every process of a job, and its
+          // wrapper passes one on) must not kill the server before it has left
+          // the registry; a second Ctrl-C still stops at once.
+          let stopping = false;
+          const stop = (signal: NodeJS.Signals) => {
+            if (stopping) {
+              if (signal === "SIGINT") process.exit(130);
+              return;
+            }
+            stopping = true;
             log.info("shutting down");
             void server.close().then(resolve);
           };
-          process.once("SIGINT", stop);
-          process.once("SIGTERM", stop);
+          process.on("SIGINT", stop);
+          process.on("SIGTERM", stop);
         });
       }),
     );

@@ -56,12 +56,24 @@ export function registerWorker(program: Command): void {
         });
         log.info({ redis: redactRedisUrl(url), grpcTls: Boolean(grpcTls), metricsPort: w.metricsPort }, "worker started");
         await new Promise<void>((resolve) => {
+          // A batch system may signal twice: Slurm's scancel / requeue sends
+          // SIGTERM to every process of the job, and the job's wrapper passes
+          // its own on. A repeated SIGTERM must not cut the grace period short
+          // (Node's default action would kill the worker mid-hand-back); a
+          // second Ctrl-C (SIGINT) still stops at once.
+          let stopping = false;
           const stop = (signal: string) => {
+            if (stopping) {
+              if (signal === "SIGINT") process.exit(130);
+              log.info({ signal }, "already shutting down");
+              return;
+            }
+            stopping = true;
             log.info({ signal }, "shutting down");
             void w.close().then(resolve);
           };
-          process.once("SIGTERM", () => stop("SIGTERM"));
-          process.once("SIGINT", () => stop("SIGINT"));
+          process.on("SIGTERM", () => stop("SIGTERM"));
+          process.on("SIGINT", () => stop("SIGINT"));
         });
         redis.disconnect();
       }),
