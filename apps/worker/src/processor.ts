@@ -8,9 +8,9 @@ import pino from "pino";
 import { createRedis, JOB_ID_PATTERN, LOG_REDACT, parseJobPayload, payloadMismatch, recordJobResult, type JobSummary } from "@timeslide/campaign";
 import { grpcTlsFromEnv, ServerPool } from "@timeslide/kserve";
 import { ContextCache } from "./context.js";
-import { resolveModel } from "./model.js";
+import { resolveModel, sequencesPerJob } from "./model.js";
 import { PermanentJobError, runJob } from "./pipeline.js";
-import type { DetectionModel } from "./inference.js";
+import { StreamingModel, type DetectionModel } from "./inference.js";
 import { readWorkerEnv } from "./env.js";
 
 const env = readWorkerEnv();
@@ -82,12 +82,16 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
       model.catch(() => models.delete(payload.campaign));
       models.set(payload.campaign, model);
     }
-    jlog.info({ kind: payload.kind, span: payload.span, shifts: payload.shifts }, "job started");
+    const detection = await model;
+    // Streaming: as many sequences as this job's share of the servers' sequence slots.
+    const slots = detection instanceof StreamingModel && !env.sequences ? await pool.sequenceSlots(ctx.spec.model.name, ctx.spec.model.version === "latest" ? undefined : String(ctx.spec.model.version)) : Infinity;
+    const sequences = sequencesPerJob(slots, env.jobs, env.sequences);
+    jlog.info({ kind: payload.kind, span: payload.span, shifts: payload.shifts, sequences, slots: Number.isFinite(slots) ? slots : undefined }, "job started");
     let lastReport = 0;
     const summary = await runJob(job.id!, payload, ctx, {
-      model: await model,
+      model: detection,
       log: jlog,
-      concurrency: env.sequences,
+      concurrency: sequences,
       signal,
       onProgress: (p) => {
         const now = Date.now();

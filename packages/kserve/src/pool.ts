@@ -116,6 +116,49 @@ export interface ServerPoolOptions {
   client?: Omit<ClientOptions, "endpoint">;
   /** A pino logger (or anything with info/warn): health changes, failovers, discovery. */
   logger?: PoolLogger;
+  /**
+   * Sequences this pool opens at once on one server, per model. "config"
+   * (default): the server's sequence slots for the model, read from its
+   * model config (`sequenceSlots`; for an ensemble, its stateful step): on
+   * Triton a sequence beyond the slots waits in the server's backlog behind
+   * whole sequences, with the client's deadline running (and on a shared
+   * stream its answers hold up the others'), so a new sequence waits here
+   * instead, before its first request is sent. A number: that many per
+   * server. false: no limit.
+   */
+  sequenceSlots?: "config" | number | false;
+}
+
+/**
+ * Sequence slots of a model config as Triton counts them: instances ×
+ * max(1, max_batch_size) for the Direct strategy (the default), instances ×
+ * max_candidate_sequences for Oldest; undefined for a model without
+ * sequence batching.
+ */
+export function sequenceSlotsOf(config: { max_batch_size?: number | string | null; instance_group?: Array<{ count?: number | string | null }> | null; sequence_batching?: { oldest?: { max_candidate_sequences?: number | string | null } | null } | null }): number | undefined {
+  const sb = config.sequence_batching;
+  if (!sb) return undefined;
+  const instances = Math.max(1, (config.instance_group ?? []).reduce((a, g) => a + (Number(g.count) || 1), 0));
+  const perInstance = sb.oldest ? Math.max(1, Number(sb.oldest.max_candidate_sequences) || 0) : Math.max(1, Number(config.max_batch_size) || 0);
+  return instances * perInstance;
+}
+
+/**
+ * A server's sequence slots for `model`: its own (sequence batching) or, for
+ * an ensemble, the fewest of its stateful steps'; Infinity when no step keeps
+ * sequences.
+ */
+export async function serverSequenceSlots(client: InferenceClient, model: string, version = "", opts?: CallOptions): Promise<number> {
+  const config = await client.modelConfig(model, version, opts);
+  const own = sequenceSlotsOf(config);
+  if (own !== undefined) return own;
+  let slots = Infinity;
+  for (const step of config.ensemble_scheduling?.step ?? []) {
+    const sub = await client.modelConfig(step.model_name, Number(step.model_version) > 0 ? String(step.model_version) : "", opts);
+    const n = sequenceSlotsOf(sub);
+    if (n !== undefined) slots = Math.min(slots, n);
+  }
+  return slots;
 }
 
 export interface PoolLogger {
@@ -147,12 +190,16 @@ interface Entry {
   /** FIFO of requests waiting for a slot; called with true when a slot is handed over. */
   waiters: Array<(handedOver: boolean) => void>;
   lastError?: string;
+  /** sequences open per model, and the server's sequence slots per model (read once) */
+  modelSequences: Map<string, number>;
+  slots: Map<string, number>;
 }
 
 /** A sticky per-server carrier: the server's shared stream, re-opened if it broke. */
 class ServerCarrier implements SequenceCarrier {
   constructor(
     readonly endpoint: string,
+    readonly model: string,
     private readonly stream: () => InferStream,
   ) {}
   infer(req: InferRequest, opts?: { deadlineMs?: number; signal?: AbortSignal }): Promise<InferResult> {
@@ -165,6 +212,8 @@ export class ServerPool implements CarrierProvider {
   private readonly limit: number;
   private readonly opts: ServerPoolOptions;
   private readonly anyWaiters: Array<() => void> = [];
+  /** sequences waiting for a free sequence slot (FIFO) */
+  private readonly slotWaiters: Array<() => void> = [];
   private healthTimer?: NodeJS.Timeout;
   private discoveryTimer?: NodeJS.Timeout;
   private closed = false;
@@ -207,6 +256,8 @@ export class ServerPool implements CarrierProvider {
         served: 0,
         sequences: 0,
         waiters: [],
+        modelSequences: new Map(),
+        slots: new Map(),
       };
       this.entries.set(endpoint, e);
     }
@@ -298,6 +349,7 @@ export class ServerPool implements CarrierProvider {
 
   private wakeAny(): void {
     for (const w of this.anyWaiters.splice(0)) w();
+    this.slotWaiters[0]?.();
   }
 
   private releaseSlot(e: Entry): void {
@@ -386,8 +438,85 @@ export class ServerPool implements CarrierProvider {
 
   // CarrierProvider ------------------------------------------------------
 
-  async acquire(exclude: ReadonlySet<string>): Promise<SequenceCarrier> {
-    let e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
+  /** The server's sequence slots for the model (read from its config once; Infinity when unlimited or unknown). */
+  private async slotsOf(e: Entry, model: string, version?: string): Promise<number> {
+    const mode = this.opts.sequenceSlots ?? "config";
+    if (mode === false) return Infinity;
+    if (typeof mode === "number") return mode;
+    const key = `${model}\n${version ?? ""}`;
+    const known = e.slots.get(key);
+    if (known !== undefined) return known;
+    try {
+      const n = await serverSequenceSlots(e.client, model, version ?? "", { deadlineMs: this.opts.healthTimeoutMs ?? 5000 });
+      e.slots.set(key, n);
+      if (Number.isFinite(n)) this.opts.logger?.info({ endpoint: e.endpoint, model, slots: n }, "sequence slots");
+      return n;
+    } catch {
+      return Infinity; // asked again next time
+    }
+  }
+
+  /**
+   * Total sequence slots for `model` over the usable servers (Infinity when
+   * a server does not limit them): what a worker sizes its sequences from.
+   */
+  async sequenceSlots(model: string, version?: string): Promise<number> {
+    const usable = [...this.entries.values()].filter((e) => this.usable(e));
+    const counts = await Promise.all(usable.map((e) => this.slotsOf(e, model, version)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** The slots already known for a model on a server (sync); Infinity when unknown or unlimited. */
+  private knownSlots(e: Entry, model: string, version?: string): number {
+    const mode = this.opts.sequenceSlots ?? "config";
+    if (mode === false) return Infinity;
+    if (typeof mode === "number") return mode;
+    return e.slots.get(`${model}\n${version ?? ""}`) ?? Infinity;
+  }
+
+  private reserve(e: Entry, model: string): void {
+    e.sequences++;
+    e.modelSequences.set(model, (e.modelSequences.get(model) ?? 0) + 1);
+  }
+
+  /**
+   * Picks a usable server with a free sequence slot for `model` (pick's
+   * order) and counts the sequence on it. The slot counts are fetched first;
+   * the choice and the count then happen without yielding, so concurrent
+   * acquires cannot both take the last slot.
+   */
+  private async reserveWithSlot(exclude: ReadonlySet<string> | undefined, model: string, version?: string): Promise<Entry | undefined> {
+    await Promise.all([...this.entries.values()].filter((e) => this.usable(e, exclude)).map((e) => this.slotsOf(e, model, version)));
+    const banned = new Set<string>();
+    for (const e of this.entries.values()) if ((e.modelSequences.get(model) ?? 0) >= this.knownSlots(e, model, version)) banned.add(e.endpoint);
+    for (const x of exclude ?? []) banned.add(x);
+    const e = this.pick(banned, false, true);
+    if (e) this.reserve(e, model);
+    return e;
+  }
+
+  async acquire(exclude: ReadonlySet<string>, sequence?: { model: string; version?: string }): Promise<SequenceCarrier> {
+    const model = sequence?.model ?? "";
+    const anyUsable = () => [...this.entries.values()].some((x) => this.usable(x));
+    let e: Entry | undefined;
+    for (;;) {
+      e = (await this.reserveWithSlot(exclude, model, sequence?.version)) ?? (await this.reserveWithSlot(undefined, model, sequence?.version));
+      if (e) return new ServerCarrier(e.endpoint, model, () => this.streamOf(e!));
+      if (this.closed || !anyUsable()) break;
+      // Every usable server's slots are taken by this pool's sequences: wait
+      // (FIFO) for one to end, before sending anything (no deadline runs).
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, 1000); // also re-check health and slot counts
+        const waiters = this.slotWaiters;
+        function done() {
+          clearTimeout(t);
+          const i = waiters.indexOf(done);
+          if (i >= 0) waiters.splice(i, 1);
+          resolve();
+        }
+        waiters.push(done);
+      });
+    }
     if (!e) {
       await this.checkHealth();
       e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
@@ -415,9 +544,8 @@ export class ServerPool implements CarrierProvider {
       const states = this.servers().map((s) => `${s.endpoint}: ${s.lastError ?? "unhealthy"}`);
       throw noServerError(`no healthy server for the sequence (${states.join("; ") || "no servers known"})`);
     }
-    const entry = e;
-    entry.sequences++;
-    return new ServerCarrier(entry.endpoint, () => this.streamOf(entry));
+    // A server is healthy again: take a slot on it (or wait for one) as usual.
+    return this.acquire(exclude, sequence);
   }
 
   failed(carrier: SequenceCarrier, err: Error): void {
@@ -438,6 +566,13 @@ export class ServerPool implements CarrierProvider {
   release(carrier: SequenceCarrier): void {
     const e = this.entries.get(carrier.endpoint);
     if (e && e.sequences > 0) e.sequences--;
+    const model = (carrier as ServerCarrier).model;
+    if (e && model !== undefined) {
+      const n = e.modelSequences.get(model) ?? 0;
+      if (n > 1) e.modelSequences.set(model, n - 1);
+      else e.modelSequences.delete(model);
+    }
+    this.slotWaiters[0]?.(); // the oldest waiting sequence looks again
   }
 
   /** A snapshotter sequence on the least-loaded server, failing over to others. */

@@ -83,7 +83,8 @@ export interface SequenceCarrier {
  * (in-flight accounting; `begin` may wait for capacity).
  */
 export interface CarrierProvider {
-  acquire(exclude: ReadonlySet<string>): Promise<SequenceCarrier>;
+  /** `sequence`: the model (and version) the sequence runs, so a provider can respect the servers' sequence slots. */
+  acquire(exclude: ReadonlySet<string>, sequence?: { model: string; version?: string }): Promise<SequenceCarrier>;
   failed?(carrier: SequenceCarrier, err: Error): void;
   begin?(carrier: SequenceCarrier): Promise<void>;
   done?(carrier: SequenceCarrier): void;
@@ -253,7 +254,7 @@ export class SequenceStream {
   private async currentCarrier(exclude: ReadonlySet<string> = new Set()): Promise<SequenceCarrier> {
     if (this.carrier) return this.carrier;
     if (!this.connecting) {
-      this.connecting = this.provider.acquire(exclude).finally(() => (this.connecting = undefined));
+      this.connecting = this.provider.acquire(exclude, { model: this.opts.model, version: this.opts.version }).finally(() => (this.connecting = undefined));
     }
     this.carrier = await this.connecting;
     return this.carrier;

@@ -267,3 +267,47 @@ describe.skipIf(!available)("client against the embedded server", () => {
     }
   });
 });
+
+describe.skipIf(!available)("pool against servers with one sequence slot (Triton's Direct, one snapshotter instance)", () => {
+  let repo: string;
+  let s: Proc;
+  beforeAll(async () => {
+    const { writeDemoRepository } = await import("@timeslide/model-repo");
+    repo = mkdtempSync(join(tmpdir(), "kserve-one-slot-"));
+    writeDemoRepository(repo, { nIfo: G.channels, kernel: G.kernel, stride: G.stride, batch: G.batch, nTemplates: 4, maxBatchSize: 16, streams: 1 });
+    s = await startEmbedded(repo);
+  }, 60_000);
+  afterAll(async () => {
+    await s?.kill("SIGTERM");
+    if (repo) rmSync(repo, { recursive: true, force: true });
+  });
+
+  it("reads the slots from the ensemble's stateful step and opens no more sequences than that: the rest wait in the pool, none past a deadline", async () => {
+    const pool = await ServerPool.create({ endpoints: s.endpoint, maxInFlightPerServer: 16 });
+    try {
+      expect(await pool.sequenceSlots("detector-stream")).toBe(1);
+      const K = 6;
+      const n = K * G.stride * G.batch;
+      let maxOpen = 0;
+      const watch = setInterval(() => (maxOpen = Math.max(maxOpen, pool.servers()[0].sequences)), 5);
+      // Three sequences pipelined on the pool's one shared stream: with the
+      // server's backlog behind a slot held by a sequence whose answers wait
+      // behind a backlogged START (answers come in request order), this
+      // would stall until the idle limit; the pool waits instead.
+      const outs = await Promise.all(
+        [0, 1, 2].map(async (i) => {
+          const data = strain(G.channels, n, 300 + i);
+          const seq = pool.openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+          const rs = await Promise.all(Array.from({ length: K }, (_, k) => seq.send(updateAt(data, n, G, k), { end: k === K - 1 }).then(stat)));
+          return rs;
+        }),
+      );
+      clearInterval(watch);
+      expect(maxOpen).toBe(1);
+      for (const rs of outs) expect(rs).toHaveLength(K);
+      expect(pool.servers()[0].sequences).toBe(0);
+    } finally {
+      pool.close();
+    }
+  }, 60_000);
+});

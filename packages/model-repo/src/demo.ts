@@ -144,6 +144,17 @@ export function buildSnapshotter(o: SnapshotterOptions): Uint8Array {
   return g.toBytes(`snapshotter: ${nIfo} ifos, kernel ${kernel}, stride ${stride}, batch ${batch}`);
 }
 
+/**
+ * Default snapshotter instances, i.e. streams (sequences) one server carries
+ * at once. On Triton a Direct sequence model with max_batch_size 0 has one
+ * sequence slot per instance; further sequences wait in a backlog until a
+ * slot frees (END, or the idle limit). 8 = two default workers per server
+ * (`timeslide worker`: 1 job × 4 sequences each); aframe runs 6 snapshotter
+ * instances per GPU. Size it as workers × jobs per worker × sequences per
+ * job ÷ servers.
+ */
+export const DEFAULT_STREAMS = 8;
+
 export interface DemoRepositoryOptions extends DetectorOptions {
   stride: number;
   /** Windows per streaming update. */
@@ -154,6 +165,8 @@ export interface DemoRepositoryOptions extends DetectorOptions {
   gpu?: GpuOptions;
   /** Detector dynamic_batching (default true): concurrent requests merge into one run. */
   dynamicBatching?: boolean;
+  /** Snapshotter instances = sequence slots per server (default DEFAULT_STREAMS). */
+  streams?: number;
   /** Idle sequences are dropped after this (default 60 s). */
   sequenceIdleMicroseconds?: number;
   detectorName?: string;
@@ -167,6 +180,8 @@ export interface DemoRepository {
   ensemble: string;
   stateSize: number;
   updateSize: number;
+  /** snapshotter instances (sequence slots per server) */
+  streams: number;
 }
 
 export function detectorConfig(name: string, nIfo: number, kernel: number, maxBatchSize: number, dynamicBatching = true): ModelConfig {
@@ -244,7 +259,11 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   const snap = { nIfo: o.nIfo, kernel: o.kernel, stride: o.stride, batch: o.batch };
   const detCfg = detectorConfig(detector, o.nIfo, o.kernel, maxBatch, o.dynamicBatching ?? true);
   addOnnxModel(dir, o.gpu ? forGpu(detCfg, o.gpu) : detCfg, buildDetector(o), 1);
-  addOnnxModel(dir, snapshotterConfig(snapshotter, snap, o.sequenceIdleMicroseconds ?? 60_000_000), buildSnapshotter(snap), 1);
+  const streams = o.streams ?? DEFAULT_STREAMS;
+  if (!Number.isInteger(streams) || streams < 1) throw new Error(`streams ${streams}: expected a whole number >= 1`);
+  const snapCfg = snapshotterConfig(snapshotter, snap, o.sequenceIdleMicroseconds ?? 60_000_000);
+  snapCfg.instance_group = [{ count: streams, kind: "KIND_CPU" }];
+  addOnnxModel(dir, snapCfg, buildSnapshotter(snap), 1);
   addEnsemble(dir, streamingEnsembleConfig(ensemble, snapshotter, detector, snap));
-  return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch };
+  return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch, streams };
 }

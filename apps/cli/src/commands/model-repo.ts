@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
-import { readModel, writeDemoRepository, writeModelConfig } from "@timeslide/model-repo";
+import { DEFAULT_STREAMS, readModel, writeDemoRepository, writeModelConfig } from "@timeslide/model-repo";
 import { run } from "../errors.js";
 
 // Flags arrive as strings from commander; each is checked here so an error
@@ -38,6 +38,7 @@ const Flags = z
     dynamicBatching: z.boolean(),
     device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }),
     instances: int("--instances", 1, 64),
+    streams: int("--streams", 1, 1024),
     force: z.boolean(),
     json: z.boolean(),
   })
@@ -77,6 +78,8 @@ export interface ModelRepoResult {
   dynamic_batching: boolean;
   device: "cpu" | "gpu";
   instances: number;
+  /** snapshotter instances: sequence slots (streams) per server */
+  streams: number;
   update_samples: number;
   state_samples: number;
   files: string[];
@@ -99,13 +102,14 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     batch: o.batchSize,
     maxBatchSize: maxBatch,
     dynamicBatching: o.dynamicBatching,
+    streams: o.streams,
   });
   // The demo writes CPU instances; on Triton GPU nodes both ONNX models
   // should run on the GPU (the snapshotter state then stays on the device).
   if (o.device === "gpu" || o.instances !== 1) {
     for (const name of [repo.detector, repo.snapshotter]) {
       const { config } = readModel(repository, name);
-      const count = name === repo.detector ? o.instances : 1;
+      const count = name === repo.detector ? o.instances : o.streams;
       config.instance_group = [{ count, kind: o.device === "gpu" ? "KIND_GPU" : "KIND_CPU" }];
       writeModelConfig(repository, config);
     }
@@ -129,6 +133,7 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     dynamic_batching: o.dynamicBatching,
     device: o.device,
     instances: o.instances,
+    streams: o.streams,
     update_samples: repo.updateSize,
     state_samples: repo.stateSize,
     files,
@@ -150,6 +155,7 @@ export const MODEL_REPO_DEFAULTS = {
   dynamicBatching: true,
   device: "cpu",
   instances: "1",
+  streams: String(DEFAULT_STREAMS),
   force: false,
   json: false,
 };
@@ -176,6 +182,12 @@ export function registerModelRepo(program: Command): void {
     .option("--no-dynamic-batching", "do not merge concurrent detector requests into one run")
     .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes)", MODEL_REPO_DEFAULTS.device)
     .option("--instances <n>", "detector instances per server (instance_group count)", MODEL_REPO_DEFAULTS.instances)
+    .option(
+      "--streams <n>",
+      "snapshotter instances per server = sequences (streams) it carries at once; Triton gives a sequence model one slot per instance and queues further sequences. " +
+        "Size: workers × --concurrency × --sequences ÷ servers (8 = two default workers; aframe: 6 per GPU)",
+      MODEL_REPO_DEFAULTS.streams,
+    )
     .option("--force", "overwrite the models if the directory already holds them")
     .option("--json", "print what was written as JSON")
     .addHelpText(
@@ -207,6 +219,7 @@ export function registerModelRepo(program: Command): void {
           `  ${r.ifos} ifos, kernel ${r.kernel_samples} samples, stride ${r.stride_samples} samples, ${r.batch_size} windows per update`,
           `  update [1, ${r.ifos}, ${r.update_samples}], state ${r.state_samples} samples per ifo, detector max_batch_size ${r.max_batch_size}` +
             `${r.dynamic_batching ? ", dynamic batching" : ""}, ${r.instances} ${r.device.toUpperCase()} instance(s)`,
+          `  snapshotter: ${r.streams} instance(s) = ${r.streams} sequence slot(s) per server (--streams)`,
           `campaign settings to match: data.sample_rate ${r.campaign.data.sample_rate}, model.name ${r.campaign.model.name}, ` +
             `inference.kernel_length ${r.campaign.inference.kernel_length}, inference_sampling_rate ${r.campaign.inference.inference_sampling_rate}, batch_size ${r.campaign.inference.batch_size}`,
         ];
