@@ -180,8 +180,6 @@ export interface DemoRepository {
   ensemble: string;
   stateSize: number;
   updateSize: number;
-  /** snapshotter instances (sequence slots per server) */
-  streams: number;
 }
 
 export function detectorConfig(name: string, nIfo: number, kernel: number, maxBatchSize: number, dynamicBatching = true): ModelConfig {
@@ -265,5 +263,5 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   snapCfg.instance_group = [{ count: streams, kind: "KIND_CPU" }];
   addOnnxModel(dir, snapCfg, buildSnapshotter(snap), 1);
   addEnsemble(dir, streamingEnsembleConfig(ensemble, snapshotter, detector, snap));
-  return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch, streams };
+  return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch };
 }
