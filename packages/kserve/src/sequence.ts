@@ -411,6 +411,45 @@ export class SequenceStream {
     for (const p of resend) void this.transmit(p, gen, to);
   }
 
+  /**
+   * Gives the sequence up before its end (the caller stopped: a failed job,
+   * an abort). Unanswered sends reject with `reason`. If the sequence lives
+   * on a server, one zero update with `sequence_end` follows its earlier
+   * requests (its answer dropped), so the server frees the sequence's slot at
+   * once instead of after max_sequence_idle_microseconds (on Triton a
+   * sequence model has few slots and further sequences wait for them);
+   * then the carrier is released. Nothing to do after `end` was sent.
+   */
+  close(reason: Error = new Error(`sequence ${String(this.sequenceId)}: closed before its end`)): void {
+    if (this.fatal || this.ended) return;
+    this.ended = true;
+    this.fatal = reason;
+    this.generation++;
+    for (const p of this.queue.splice(0)) p.reject(reason);
+    const carrier = this.carrier;
+    this.carrier = undefined;
+    if (!carrier) {
+      // a carrier still being acquired carries nothing of this sequence yet
+      this.connecting?.then(
+        (c) => {
+          if (this.carrier === c) this.carrier = undefined;
+          this.provider.release?.(c);
+        },
+        () => undefined,
+      );
+      return;
+    }
+    if (this.startOnNext) {
+      this.provider.release?.(carrier); // no START on this carrier: nothing on its server
+      return;
+    }
+    const zeros = new Float32Array(this.geometry.channels * this.U);
+    this.write(carrier, zeros, true).then(
+      () => this.provider.release?.(carrier),
+      () => this.provider.release?.(carrier),
+    );
+  }
+
   private abort(err: Error): void {
     this.fatal ??= err;
     this.generation++;

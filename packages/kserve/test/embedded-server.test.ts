@@ -310,4 +310,24 @@ describe.skipIf(!available)("pool against servers with one sequence slot (Triton
       pool.close();
     }
   }, 60_000);
+  it("close() before the end ends the sequence on its server: the slot frees at once, not after the 60 s idle limit", async () => {
+    const pool = await ServerPool.create({ endpoints: s.endpoint, maxInFlightPerServer: 16 });
+    try {
+      const n = 4 * G.stride * G.batch;
+      const data = strain(G.channels, n, 401);
+      const a = pool.openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+      await a.send(updateAt(data, n, G, 0));
+      await a.send(updateAt(data, n, G, 1));
+      const dangling = a.send(updateAt(data, n, G, 2)).catch((e: Error) => e);
+      a.close(new Error("job failed"));
+      expect(await dangling).toBeInstanceOf(Error);
+      const t0 = performance.now();
+      const b = pool.openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+      await b.send(updateAt(data, n, G, 0), { end: true });
+      expect(performance.now() - t0).toBeLessThan(3_000);
+      expect(pool.servers()[0].sequences).toBe(0);
+    } finally {
+      pool.close();
+    }
+  }, 30_000);
 });
