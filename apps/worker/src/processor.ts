@@ -31,10 +31,15 @@ function poolFor(campaign: string, servers: string[] | "registry") {
   if (!p) {
     // TLS to the inference servers when TIMESLIDE_GRPC_CA / TIMESLIDE_GRPC_TLS say so (the worker checked them at start).
     const client = { tls: grpcTlsFromEnv() };
+    // slotLeases: the workers of the fleet share each server's sequence slots
+    // through Redis, so together they open no more sequences on it than its
+    // slots (a sequence beyond them waits in its worker, not in the server's
+    // backlog where its requests' deadlines would run).
+    const slotLeases = { redis, prefix: env.prefix };
     const pool =
       key === "registry"
-        ? new ServerPool({ discovery: { redis, prefix: env.prefix }, logger: log, client })
-        : new ServerPool({ endpoints: key, logger: log, client }); // health changes and failovers show in the logs
+        ? new ServerPool({ discovery: { redis, prefix: env.prefix }, logger: log, client, slotLeases })
+        : new ServerPool({ endpoints: key, logger: log, client, slotLeases }); // health changes and failovers show in the logs
     const started = pool.start();
     p = {
       pool,

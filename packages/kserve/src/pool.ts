@@ -127,7 +127,41 @@ export interface ServerPoolOptions {
    * server. false: no limit.
    */
   sequenceSlots?: "config" | number | false;
+  /**
+   * Fleet-wide sequence slots: each sequence also holds a lease on its
+   * server's slots in Redis (`slotLeaseKey`), so pools in other processes
+   * (every worker of a fleet) together open no more sequences on a server
+   * than its slots. A lease is refreshed while the sequence lives and expires
+   * `ttlMs` (default 60 000, the demo's max_sequence_idle_microseconds: the
+   * server keeps a dead client's slot that long) after its pool stops
+   * refreshing it.
+   */
+  slotLeases?: { redis: Redis; prefix: string; ttlMs?: number };
 }
+
+/** Redis sorted set of the slot leases on one server for one model: member = lease id, score = expiry (ms, Redis clock). */
+export function slotLeaseKey(prefix: string, endpoint: string, model: string): string {
+  return `${prefix}:slots:${endpoint}:${model}`;
+}
+
+// Takes a lease when fewer than ARGV[1] unexpired ones are held. KEYS[1] the set; ARGV: slots, ttl ms, lease id.
+const LEASE_ACQUIRE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+  return 1
+end
+return 0`;
+// Extends the leases ARGV[2..] of KEYS[1] by ARGV[1] ms (only those still held).
+const LEASE_REFRESH = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1]))
+return 1`;
 
 /**
  * Sequence slots of a model config as Triton counts them: instances ×
@@ -197,6 +231,8 @@ interface Entry {
 
 /** A sticky per-server carrier: the server's shared stream, re-opened if it broke. */
 class ServerCarrier implements SequenceCarrier {
+  /** the Redis slot lease the sequence holds (slotLeases) */
+  lease?: string;
   constructor(
     readonly endpoint: string,
     readonly model: string,
@@ -214,6 +250,11 @@ export class ServerPool implements CarrierProvider {
   private readonly anyWaiters: Array<() => void> = [];
   /** sequences waiting for a free sequence slot (FIFO) */
   private readonly slotWaiters: Array<() => void> = [];
+  /** slot leases held in Redis: key -> lease ids */
+  private readonly leases = new Map<string, Set<string>>();
+  private leaseTimer?: NodeJS.Timeout;
+  private leaseSeq = 0;
+  private readonly leaseOwner = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   private healthTimer?: NodeJS.Timeout;
   private discoveryTimer?: NodeJS.Timeout;
   private closed = false;
@@ -485,14 +526,61 @@ export class ServerPool implements CarrierProvider {
    * the choice and the count then happen without yielding, so concurrent
    * acquires cannot both take the last slot.
    */
-  private async reserveWithSlot(exclude: ReadonlySet<string> | undefined, model: string, version?: string): Promise<Entry | undefined> {
+  private async reserveWithSlot(exclude: ReadonlySet<string> | undefined, model: string, version?: string): Promise<{ e: Entry; lease?: string } | undefined> {
     await Promise.all([...this.entries.values()].filter((e) => this.usable(e, exclude)).map((e) => this.slotsOf(e, model, version)));
     const banned = new Set<string>();
     for (const e of this.entries.values()) if ((e.modelSequences.get(model) ?? 0) >= this.knownSlots(e, model, version)) banned.add(e.endpoint);
     for (const x of exclude ?? []) banned.add(x);
-    const e = this.pick(banned, false, true);
-    if (e) this.reserve(e, model);
-    return e;
+    for (;;) {
+      const e = this.pick(banned, false, true);
+      if (!e) return undefined;
+      this.reserve(e, model);
+      const slots = this.knownSlots(e, model, version);
+      if (!this.opts.slotLeases || !Number.isFinite(slots)) return { e };
+      const lease = await this.takeLease(e.endpoint, model, slots).catch(() => "" as const); // Redis down: this pool's own limit still holds
+      if (lease !== undefined) return { e, lease: lease || undefined };
+      this.unreserve(e, model); // every slot of that server is leased by other processes
+      banned.add(e.endpoint);
+    }
+  }
+
+  private async takeLease(endpoint: string, model: string, slots: number): Promise<string | undefined> {
+    const o = this.opts.slotLeases!;
+    const key = slotLeaseKey(o.prefix, endpoint, model);
+    const id = `${this.leaseOwner}-${++this.leaseSeq}`;
+    const ttl = o.ttlMs ?? 60_000;
+    const ok = await o.redis.eval(LEASE_ACQUIRE, 1, key, String(slots), String(ttl), id);
+    if (Number(ok) !== 1) return undefined;
+    let held = this.leases.get(key);
+    if (!held) this.leases.set(key, (held = new Set()));
+    held.add(id);
+    if (!this.leaseTimer) {
+      this.leaseTimer = setInterval(() => void this.refreshLeases().catch(() => undefined), Math.max(100, ttl / 3));
+      this.leaseTimer.unref();
+    }
+    return `${key}\n${id}`;
+  }
+
+  private async refreshLeases(): Promise<void> {
+    const o = this.opts.slotLeases;
+    if (!o) return;
+    const ttl = o.ttlMs ?? 60_000;
+    await Promise.all([...this.leases].filter(([, ids]) => ids.size).map(([key, ids]) => o.redis.eval(LEASE_REFRESH, 1, key, String(ttl), ...ids)));
+  }
+
+  private dropLease(lease: string | undefined): void {
+    const o = this.opts.slotLeases;
+    if (!o || !lease) return;
+    const [key, id] = lease.split("\n");
+    this.leases.get(key)?.delete(id);
+    void o.redis.zrem(key, id).catch(() => undefined);
+  }
+
+  private unreserve(e: Entry, model: string): void {
+    if (e.sequences > 0) e.sequences--;
+    const n = e.modelSequences.get(model) ?? 0;
+    if (n > 1) e.modelSequences.set(model, n - 1);
+    else e.modelSequences.delete(model);
   }
 
   async acquire(exclude: ReadonlySet<string>, sequence?: { model: string; version?: string }): Promise<SequenceCarrier> {
@@ -500,13 +588,19 @@ export class ServerPool implements CarrierProvider {
     const anyUsable = () => [...this.entries.values()].some((x) => this.usable(x));
     let e: Entry | undefined;
     for (;;) {
-      e = (await this.reserveWithSlot(exclude, model, sequence?.version)) ?? (await this.reserveWithSlot(undefined, model, sequence?.version));
-      if (e) return new ServerCarrier(e.endpoint, model, () => this.streamOf(e!));
+      const got = (await this.reserveWithSlot(exclude, model, sequence?.version)) ?? (await this.reserveWithSlot(undefined, model, sequence?.version));
+      if (got) {
+        const entry = got.e;
+        const carrier = new ServerCarrier(entry.endpoint, model, () => this.streamOf(entry));
+        carrier.lease = got.lease;
+        return carrier;
+      }
       if (this.closed || !anyUsable()) break;
-      // Every usable server's slots are taken by this pool's sequences: wait
-      // (FIFO) for one to end, before sending anything (no deadline runs).
+      // Every usable server's slots are taken (by this pool's sequences, or
+      // with slotLeases by any pool's): wait (FIFO here) for one to end,
+      // before sending anything (no deadline runs).
       await new Promise<void>((resolve) => {
-        const t = setTimeout(done, 1000); // also re-check health and slot counts
+        const t = setTimeout(done, this.opts.slotLeases ? 250 : 1000); // also re-check health, slot counts and other processes' leases
         const waiters = this.slotWaiters;
         function done() {
           clearTimeout(t);
@@ -565,13 +659,14 @@ export class ServerPool implements CarrierProvider {
 
   release(carrier: SequenceCarrier): void {
     const e = this.entries.get(carrier.endpoint);
-    if (e && e.sequences > 0) e.sequences--;
     const model = (carrier as ServerCarrier).model;
-    if (e && model !== undefined) {
-      const n = e.modelSequences.get(model) ?? 0;
-      if (n > 1) e.modelSequences.set(model, n - 1);
-      else e.modelSequences.delete(model);
+    if (e) {
+      if (model !== undefined) this.unreserve(e, model);
+      else if (e.sequences > 0) e.sequences--;
     }
+    const c = carrier as ServerCarrier;
+    this.dropLease(c.lease);
+    c.lease = undefined;
     this.slotWaiters[0]?.(); // the oldest waiting sequence looks again
   }
 
@@ -590,6 +685,9 @@ export class ServerPool implements CarrierProvider {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.leaseTimer);
+    // leases of sequences still open end with the pool
+    for (const [key, ids] of this.leases) for (const id of ids) this.dropLease(`${key}\n${id}`);
     clearInterval(this.healthTimer);
     clearInterval(this.discoveryTimer);
     this.wakeAny();

@@ -330,4 +330,40 @@ describe.skipIf(!available)("pool against servers with one sequence slot (Triton
       pool.close();
     }
   }, 30_000);
+  it("slot leases in Redis: two pools (two worker processes) together open no more sequences than the server's slot; none waits in its backlog", async () => {
+    const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { lazyConnect: false, maxRetriesPerRequest: 1 });
+    const prefix = `kslease-${randomBytes(4).toString("hex")}`;
+    const pools = await Promise.all([0, 1].map(() => ServerPool.create({ endpoints: s.endpoint, slotLeases: { redis, prefix, ttlMs: 5_000 } })));
+    const client = new InferenceClient(s.endpoint);
+    try {
+      const queueNs = async () => Number((await client.modelStatistics("snapshotter"))[0].inference_stats!.queue!.ns);
+      const q0 = await queueNs();
+      const K = 4;
+      const n = K * G.stride * G.batch;
+      let maxLeases = 0;
+      const key = `${prefix}:slots:${s.endpoint}:detector-stream`;
+      const watch = setInterval(() => void redis.zcard(key).then((c) => (maxLeases = Math.max(maxLeases, c))), 5);
+      await Promise.all(
+        [0, 1, 2, 3].map(async (i) => {
+          const data = strain(G.channels, n, 500 + i);
+          const seq = pools[i % 2].openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+          for (let k = 0; k < K; k++) {
+            await seq.send(updateAt(data, n, G, k), { end: k === K - 1 });
+            await new Promise((r) => setTimeout(r, 40)); // a stream's pace: without leases the other pool's START would wait this out in the backlog
+          }
+        }),
+      );
+      clearInterval(watch);
+      expect(maxLeases).toBe(1);
+      expect(await redis.zcard(key)).toBe(0); // every lease released
+      // Server-side queue time (backlog included) stayed small: no START waited behind another pool's sequence.
+      expect((await queueNs()) - q0).toBeLessThan(100e6);
+    } finally {
+      client.close();
+      for (const p of pools) p.close();
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    }
+  }, 60_000);
 });
