@@ -87,11 +87,12 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
       model.catch(() => models.delete(payload.campaign));
       models.set(payload.campaign, model);
     }
+    jlog.info({ kind: payload.kind, span: payload.span, shifts: payload.shifts }, "job started");
     const detection = await model;
     // Streaming: as many sequences as this job's share of the servers' sequence slots.
     const slots = detection instanceof StreamingModel && !env.sequences ? await pool.sequenceSlots(ctx.spec.model.name, ctx.spec.model.version === "latest" ? undefined : String(ctx.spec.model.version)) : Infinity;
     const sequences = sequencesPerJob(slots, env.jobs, env.sequences);
-    jlog.info({ kind: payload.kind, span: payload.span, shifts: payload.shifts, sequences, slots: Number.isFinite(slots) ? slots : undefined }, "job started");
+    jlog.debug({ sequences, slots: Number.isFinite(slots) ? slots : undefined, told: env.sequences }, "sequences per job");
     let lastReport = 0;
     const summary = await runJob(job.id!, payload, ctx, {
       model: detection,
