@@ -224,22 +224,44 @@ interface Entry {
   /** FIFO of requests waiting for a slot; called with true when a slot is handed over. */
   waiters: Array<(handedOver: boolean) => void>;
   lastError?: string;
+  /** carriers of the sequences living on this server (each with its own stream) */
+  carriers: Set<ServerCarrier>;
   /** sequences open per model, and the server's sequence slots per model (read once) */
   modelSequences: Map<string, number>;
   slots: Map<string, number>;
 }
 
-/** A sticky per-server carrier: the server's shared stream, re-opened if it broke. */
+/**
+ * A sticky per-sequence carrier: its own gRPC stream to the sequence's
+ * server (re-opened if it broke), ended when the sequence leaves. Not one
+ * stream shared by the server's sequences: a server answers a stream's
+ * requests in request order (Triton: non-decoupled models), so on a shared
+ * stream a sequence whose START waits in the server's backlog for a slot
+ * would hold back the answers of the sequences that hold the slots, which
+ * then cannot go on and free them.
+ */
 class ServerCarrier implements SequenceCarrier {
   /** the Redis slot lease the sequence holds (slotLeases) */
   lease?: string;
+  private stream?: InferStream;
   constructor(
     readonly endpoint: string,
     readonly model: string,
-    private readonly stream: () => InferStream,
+    private readonly open: () => InferStream,
   ) {}
   infer(req: InferRequest, opts?: { deadlineMs?: number; signal?: AbortSignal }): Promise<InferResult> {
-    return this.stream().infer(req, opts);
+    if (!this.stream || !this.stream.usable) this.stream = this.open();
+    return this.stream.infer(req, opts);
+  }
+  /** The sequence left: half-close (answers still on their way arrive). */
+  close(): void {
+    const s = this.stream;
+    this.stream = undefined;
+    s?.end().catch(() => undefined);
+  }
+  cancel(): void {
+    this.stream?.cancel();
+    this.stream = undefined;
   }
 }
 
@@ -299,6 +321,7 @@ export class ServerPool implements CarrierProvider {
         waiters: [],
         modelSequences: new Map(),
         slots: new Map(),
+        carriers: new Set(),
       };
       this.entries.set(endpoint, e);
     }
@@ -444,12 +467,6 @@ export class ServerPool implements CarrierProvider {
     }
   }
 
-  /** The server's shared stream (all sequences on it multiplex), re-opened when broken. */
-  private streamOf(e: Entry): InferStream {
-    if (!e.stream || !e.stream.usable) e.stream = e.client.openStream();
-    return e.stream;
-  }
-
   private markFailed(e: Entry, err: Error): void {
     this.setHealthy(e, false, err.message);
   }
@@ -584,6 +601,7 @@ export class ServerPool implements CarrierProvider {
   }
 
   async acquire(exclude: ReadonlySet<string>, sequence?: { model: string; version?: string }): Promise<SequenceCarrier> {
+    if (this.closed) throw noServerError("pool closed");
     const model = sequence?.model ?? "";
     const anyUsable = () => [...this.entries.values()].some((x) => this.usable(x));
     let e: Entry | undefined;
@@ -591,8 +609,9 @@ export class ServerPool implements CarrierProvider {
       const got = (await this.reserveWithSlot(exclude, model, sequence?.version)) ?? (await this.reserveWithSlot(undefined, model, sequence?.version));
       if (got) {
         const entry = got.e;
-        const carrier = new ServerCarrier(entry.endpoint, model, () => this.streamOf(entry));
+        const carrier = new ServerCarrier(entry.endpoint, model, () => entry.client.openStream());
         carrier.lease = got.lease;
+        entry.carriers.add(carrier);
         return carrier;
       }
       if (this.closed || !anyUsable()) break;
@@ -667,6 +686,7 @@ export class ServerPool implements CarrierProvider {
     const c = carrier as ServerCarrier;
     this.dropLease(c.lease);
     c.lease = undefined;
+    if (e?.carriers.delete(c)) c.close();
     this.slotWaiters[0]?.(); // the oldest waiting sequence looks again
   }
 
@@ -693,6 +713,8 @@ export class ServerPool implements CarrierProvider {
     this.wakeAny();
     for (const e of this.entries.values()) {
       e.stream?.cancel();
+      for (const c of e.carriers) c.cancel();
+      e.carriers.clear();
       e.client.close();
     }
   }
