@@ -2,8 +2,9 @@
 # `npm test`: does its own set-up on a fresh machine, then builds, typechecks
 # and runs every workspace's tests and the end-to-end tests.
 #  - Debian packages the tests need (chromium: report rendering; python3-h5py:
-#    the interop fixtures another HDF5 writer writes; redis-server: a private
-#    Redis when none answers), installed where this user can (root or sudo);
+#    the interop fixtures another HDF5 writer writes; python3-scipy: the
+#    example's whitening compared with ours; redis-server: a private Redis
+#    when none answers), installed where this user can (root or sudo);
 #    where it can't, it says exactly what to install and goes on (the tests
 #    that need the missing piece then fail with the same instruction);
 #  - a Redis: REDIS_URL, else 127.0.0.1:6379, else a private redis-server on a
@@ -15,9 +16,9 @@ export TURBO_TELEMETRY_DISABLED=1
 
 missing=()
 command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || missing+=(chromium)
-h5py_ok=0
-for py in python3 /usr/bin/python3; do "$py" -c "import h5py, numpy" 2>/dev/null && h5py_ok=1 && break; done
-[ "$h5py_ok" = 1 ] || missing+=(python3-h5py)
+has_module() { for py in python3 /usr/bin/python3; do "$py" -c "import $1" 2>/dev/null && return 0; done; return 1; }
+has_module "h5py, numpy" || missing+=(python3-h5py)
+has_module "numpy, scipy" || missing+=(python3-scipy)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root=()
   [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && as_root=(sudo -n); } || true

@@ -62,7 +62,7 @@ const redis = await connectRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:637
 const prefix = `tsbench-agg-${randomBytes(3).toString("hex")}`;
 const campaign = "bench-agg";
 const keys = campaignKeys(prefix, campaign);
-const logger = pino({ level: "silent" });
+const logger = pino({ level: process.env.BENCH_LOG ?? "silent" }, pino.destination(2));
 const record = async (ids, kind, livetime) => {
   for (let i = 0; i < ids.length; i += 2000)
     await Promise.all(ids.slice(i, i + 2000).map((id) => recordJobResult(redis, prefix, campaign, { job_id: id, kind, livetime, events: PER_JOB, loudest: null, path: `jobs/${id}.h5`, shifts: 12 })));

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
-import { campaignKeys, readMeta, JobFailure, JobSummary, type CampaignMeta } from "@timeslide/campaign";
+import { CampaignSpec, campaignKeys, plannedJobs, readMeta, removalSettings, shiftIndices, JobFailure, JobSummary, type CampaignMeta, type PlannedJobs } from "@timeslide/campaign";
 import {
   BackgroundSummary,
   chooseCapacity,
@@ -12,11 +12,14 @@ import {
   readEventsFile,
   writeBackground,
   writeEvents,
+  hierarchicalRemoval,
   type EventSet,
+  type HierarchicalResult,
 } from "@timeslide/stats";
 import { ReportJson, renderReportHtml, type ReportExtras } from "@timeslide/report";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { farCurveBlock, foregroundRows, injectionBlock, livetimeBlock, type InjectionSet } from "./build.js";
+import { BackgroundRemover, type RemovalJob } from "./removal.js";
 
 export interface AggregateOptions {
   redis: Redis;
@@ -30,6 +33,8 @@ export interface AggregateOptions {
   injectionFile?: string;
   /** ignore the checkpoint of the last aggregation and read every job file */
   fromScratch?: boolean;
+  /** hierarchical removal settings instead of the campaign's `significance` block (e.g. to compare with none) */
+  significance?: { hierarchical_removal?: number; removal_window?: number };
   logger?: Logger;
 }
 
@@ -121,9 +126,13 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   const bg = (o.fromScratch ? undefined : await loadCheckpoint(out, key, completedBg, log)) ?? new BackgroundSummary({ nIfo, capacity });
   const carried = bg.jobCount;
   const fgParts: EventSet[] = [];
+  // every background job, folded before or now (only when removal asks: removal reads the few near each candidate)
+  const bgFiles = (): RemovalJob[] =>
+    results.filter((s) => s.kind === "background").map((s) => ({ job_id: s.job_id, path: jobFile(s, out, meta.output), livetime: s.livetime }));
   const injParts: EventSet[] = [];
   const injected = new Set<number>();
   let injectedListed = true;
+  const tScan = Date.now();
   for (const s of results) {
     if (s.kind === "background" && bg.hasJob(s.job_id)) continue; // folded into the checkpoint
     const path = jobFile(s, out, meta.output);
@@ -141,6 +150,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
       else injectedListed = false;
     }
   }
+  const tRead = Date.now();
   const fg = concat(fgParts, nIfo);
   const tfg = fg.livetime;
 
@@ -164,7 +174,15 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
     if (times?.columns.time) injTimes = times.columns.time;
   }
 
-  const { rows } = foregroundRows(bg, fg, tfg);
+  // Hierarchical removal (DESIGN.md "Real signals in the background").
+  const removal = await removeLoudest(o, meta, bg, fg, tfg, bgFiles, log);
+  const { rows } = foregroundRows(bg, fg, tfg, removal?.result);
+  const removedBlock = removal?.result.removed.map((r) => ({
+    time: r.time,
+    detection_statistic: r.detection_statistic,
+    events_removed: r.events_removed,
+    livetime_removed_s: r.livetime_removed_s,
+  }));
   const { block: injBlock, efficiency } = injectionBlock(bg, inj);
   const failedIds = failures.map((f) => f.job_id).sort();
   const report = ReportJson.parse({
@@ -174,6 +192,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
     jobs: { total: meta.total_jobs, completed: results.length, failed: failures.length, failed_ids: failedIds },
     far_curve: farCurveBlock(bg),
     foreground: rows,
+    ...(removedBlock ? { removed: removedBlock } : {}),
     injections: injBlock,
   });
 
@@ -185,6 +204,7 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
     report_html: join(out, "report.html"),
   };
   const jobsList = (kind: string) => results.filter((r) => r.kind === kind).map((r) => r.job_id);
+  const tStats = Date.now();
   await writeBackground(files.background, bg, { ifos, campaign: o.campaign });
   saveCheckpoint(out, key, files.background);
   const sig = rows; // time-ordered, like the events written below
@@ -202,8 +222,22 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
           ifar_years: Float64Array.from(sig, (r) => r.ifar_years ?? 0),
           p_value: Float64Array.from(sig, (r) => r.p_value),
           saturated: Int32Array.from(sig, (r) => (r.saturated ? 1 : 0)),
+          ...(removal ? { far_per_year_exclusive: Float64Array.from(sig, (r) => r.far_per_year_exclusive ?? Infinity) } : {}),
         },
       },
+      ...(removal && removedBlock
+        ? {
+            removed: {
+              attrs: { hierarchical_removal: removal.maxRemovals, removal_window: removal.window, background_livetime_left: removal.result.backgroundLivetimeLeft },
+              datasets: {
+                time: Float64Array.from(removedBlock, (r) => r.time),
+                detection_statistic: Float64Array.from(removedBlock, (r) => r.detection_statistic),
+                events_removed: BigInt64Array.from(removedBlock, (r) => BigInt(r.events_removed)),
+                livetime_removed_s: Float64Array.from(removedBlock, (r) => r.livetime_removed_s),
+              },
+            },
+          }
+        : {}),
       jobs: { datasets: { job_id: jobsList("foreground") } },
     },
   );
@@ -227,6 +261,19 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
     failures: failures.map((f) => ({ job_id: f.job_id, kind: f.kind, reason: f.reason, livetime_lost: f.livetime_lost })),
     planned_background_s: meta.planned.background,
     efficiency_vs_snr: efficiency,
+    ...(removal
+      ? {
+          removal: {
+            hierarchical_removal: removal.maxRemovals,
+            removal_window: removal.window,
+            background_left_s: removal.result.backgroundLivetimeLeft,
+            // by report row (time order): whether the exclusive FAR is a bound
+            exclusive_saturated: Array.from(fg.time.keys())
+              .sort((a, b) => fg.time[a] - fg.time[b])
+              .map((i) => removal.result.exclusive[i].saturated),
+          },
+        }
+      : {}),
   };
   atomicWrite(files.report_json, JSON.stringify(report, null, 2) + "\n");
   atomicWrite(files.report_html, await renderReportHtml(report, extras));
@@ -241,8 +288,59 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
       background_s: bg.livetime,
       events: bg.events,
       ms: Date.now() - t0,
+      // where the time went: results and checkpoint, job files, statistics and removal, writing
+      ms_parts: { start: tScan - t0, read: tRead - tScan, stats: tStats - tRead, write: Date.now() - tStats },
     },
     "aggregated",
   );
   return { out, partial, report, files };
+}
+
+/**
+ * Hierarchical removal when the campaign (or the caller) asks for it: N > 0.
+ * Jobs near each removed candidate are found through the campaign's plan
+ * (rebuilt from the metadata) when it can be, else every background job file
+ * is looked at.
+ */
+async function removeLoudest(
+  o: AggregateOptions,
+  meta: CampaignMeta,
+  bg: BackgroundSummary,
+  fg: EventSet,
+  tfg: number,
+  bgFiles: () => RemovalJob[],
+  log: Logger,
+): Promise<{ result: HierarchicalResult; maxRemovals: number; window: number } | undefined> {
+  const raw = (meta.spec ?? {}) as { significance?: { hierarchical_removal?: number } };
+  const asked = o.significance?.hierarchical_removal ?? raw.significance?.hierarchical_removal ?? 0;
+  if (!(asked > 0)) return undefined;
+  const parsed = CampaignSpec.safeParse(meta.spec);
+  if (!parsed.success) throw new Error(`campaign ${o.campaign}: hierarchical removal needs the campaign's spec, which does not validate: ${parsed.error.issues[0]?.message}`);
+  const spec = parsed.data;
+  const settings = removalSettings({ ...spec, significance: { ...spec.significance, hierarchical_removal: asked, ...(o.significance?.removal_window ? { removal_window: o.significance.removal_window } : {}) } });
+  let planned: PlannedJobs | undefined;
+  try {
+    planned = plannedJobs(meta, spec);
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, "hierarchical removal: the plan cannot be rebuilt; every background job file is looked at");
+  }
+  const jobs: RemovalJob[] = bgFiles().map((j) => {
+    const payload = planned?.get(j.job_id);
+    if (!payload || spec.background.circular) return { ...j, payload };
+    // each detector's own times: the span shifted by the job's smallest to largest offset of that detector
+    const vs = shiftIndices(payload).map((k) => meta.shift_table[k]);
+    const ownTimes = spec.ifos.map((_, i): [number, number] => [payload.span[0] + Math.min(...vs.map((v) => v[i])), payload.span[1] + Math.max(...vs.map((v) => v[i]))]);
+    return { ...j, payload, ownTimes };
+  });
+  const remover = new BackgroundRemover(jobs, settings.window, spec.inference.kernel_length / 2 + spec.postprocess.integration_window / 2, log);
+  const candidates = Array.from(fg.time, (t, i) => ({ time: t, detection_statistic: fg.detection_statistic[i] }));
+  const result = await hierarchicalRemoval({
+    candidates,
+    countAtLeast: (x) => bg.countAtLeast(x),
+    backgroundLivetime: bg.livetime,
+    foregroundLivetime: tfg,
+    maxRemovals: settings.maxRemovals,
+    remove: (c) => remover.remove(c.time),
+  });
+  return { result, maxRemovals: settings.maxRemovals, window: settings.window };
 }

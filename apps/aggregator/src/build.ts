@@ -22,6 +22,8 @@ export interface ForegroundRow {
   ifar_years: number | null;
   p_value: number;
   saturated: boolean;
+  /** with hierarchical removal: FAR against the background left after the removals made before this candidate */
+  far_per_year_exclusive?: number | null;
 }
 
 /** report.json's livetime block. */
@@ -29,10 +31,20 @@ export function livetimeBlock(bg: BackgroundSummary, foregroundLivetime: number)
   return { background_s: bg.livetime, background_years: bg.livetime / JULIAN_YEAR_S, foreground_s: foregroundLivetime };
 }
 
-/** Every foreground event's significance, in time order; `exact` false where n(x) came from the bulk histogram. */
-export function foregroundRows(bg: BackgroundSummary, fg: { time: ArrayLike<number>; detection_statistic: ArrayLike<number> }, foregroundLivetime: number): { rows: ForegroundRow[]; sig: Significance[] } {
+/**
+ * Every foreground event's significance, in time order; `exact` false where
+ * n(x) came from the bulk histogram. `removal`: per foreground event (in the
+ * order given), its inclusive and exclusive significance from hierarchical
+ * removal; rows then carry far_per_year_exclusive.
+ */
+export function foregroundRows(
+  bg: BackgroundSummary,
+  fg: { time: ArrayLike<number>; detection_statistic: ArrayLike<number> },
+  foregroundLivetime: number,
+  removal?: { inclusive: Significance[]; exclusive: Significance[] },
+): { rows: ForegroundRow[]; sig: Significance[] } {
   const order = Array.from({ length: fg.time.length }, (_, i) => i).sort((a, b) => fg.time[a] - fg.time[b]);
-  const sig = order.map((i) => bg.significance(fg.detection_statistic[i], foregroundLivetime));
+  const sig = order.map((i) => removal?.inclusive[i] ?? bg.significance(fg.detection_statistic[i], foregroundLivetime));
   const rows = order.map((i, k) =>
     jsonSafe({
       time: fg.time[i],
@@ -41,6 +53,7 @@ export function foregroundRows(bg: BackgroundSummary, fg: { time: ArrayLike<numb
       ifar_years: sig[k].ifar_years,
       p_value: sig[k].p_value,
       saturated: sig[k].saturated,
+      ...(removal ? { far_per_year_exclusive: removal.exclusive[i].far_per_year } : {}),
     }),
   );
   return { rows, sig };

@@ -20,7 +20,11 @@ export function createProgress(label: string, total: number, everyMs = 2000): Pr
   }
   let last = 0;
   let latest: { done: number; fields?: Record<string, unknown> } = { done: 0 };
-  const emit = () => process.stderr.write(JSON.stringify({ progress: label, done: latest.done, total, ...latest.fields, time: new Date().toISOString() }) + "\n");
+  let emitted: unknown;
+  const emit = () => {
+    emitted = latest;
+    process.stderr.write(JSON.stringify({ progress: label, done: latest.done, total, ...latest.fields, time: new Date().toISOString() }) + "\n");
+  };
   return {
     update(done, fields) {
       latest = { done, fields };
@@ -31,7 +35,8 @@ export function createProgress(label: string, total: number, everyMs = 2000): Pr
       }
     },
     stop() {
-      emit();
+      // The last state, unless that very line was just written.
+      if (emitted !== latest) emit();
     },
   };
 }

@@ -135,7 +135,7 @@ describe("timeslide model-repo", () => {
     expect(() => parseModelRepoFlags({ out: "m", device: "tpu" })).toThrow("--device: expected cpu or gpu");
     expect(() => parseModelRepoFlags({ out: "m", ifos: "1" })).toThrow("--ifos: expected >= 2");
     expect(() => parseModelRepoFlags({ out: "m", kernelLength: "abc" })).toThrow("--kernel-length: expected a positive number");
-    expect(parseModelRepoFlags({ out: "m", maxBatchSize: undefined })).toEqual({ out: "m", ifos: 2, kernelLength: 1.5, sampleRate: 2048, inferenceSamplingRate: 4, batchSize: 128, dynamicBatching: true, device: "cpu", instances: 1, streams: 8, force: false, json: false });
+    expect(parseModelRepoFlags({ out: "m", maxBatchSize: undefined })).toEqual({ out: "m", ifos: 2, kernelLength: 1.5, sampleRate: 2048, inferenceSamplingRate: 4, batchSize: 128, dynamicBatching: true, device: "cpu", instances: 1, streams: 8, tensorrt: true, force: false, json: false });
     // Through the CLI: message on stderr, exit status 1.
     const missing = await cliRun(["model-repo"]);
     expect(missing.code).toBe(1);
@@ -191,6 +191,98 @@ describe("timeslide model-repo", () => {
       for (let j = 0; j < BATCH; j++) expect(a[j]).toBeCloseTo(b[j], 4);
     } finally {
       client.close();
+    }
+  });
+});
+
+describe("timeslide model-repo --device gpu", () => {
+  const trt = /optimization \{\s+execution_accelerators \{\s+gpu_execution_accelerator \[\s+\{\s+name: "tensorrt"\s+parameters \{\s+key: "precision_mode"\s+value: "FP16"\s+\}\s+parameters \{\s+key: "max_workspace_size_bytes"\s+value: "1073741824"/;
+  const kinds = (text: string) => [...text.matchAll(/kind: (KIND_\w+)/g)].map((m) => m[1]);
+
+  it("writes what Triton runs on GPUs: detector and snapshotter KIND_GPU, the detector through TensorRT FP16; --no-tensorrt drops the block; add does the same", async () => {
+    const out = join(dir, "gpu-off");
+    const off = await cliRun(["model-repo", "demo", "--out", out, "--device", "gpu", "--no-tensorrt", "--kernel-length", "1", "--sample-rate", String(SR), "--batch-size", String(BATCH), "--json"]);
+    expect(off.stderr).toBe("");
+    expect(off.code).toBe(0);
+    expect(JSON.parse(off.stdout)).toMatchObject({ device: "gpu", instances: 1, tensorrt: false });
+    const offDet = readFileSync(join(out, "detector", "config.pbtxt"), "utf8");
+    expect(kinds(offDet)).toEqual(["KIND_GPU"]);
+    expect(offDet).not.toContain("tensorrt");
+    expect(offDet).not.toContain("optimization");
+    expect(kinds(readFileSync(join(out, "snapshotter", "config.pbtxt"), "utf8"))).toEqual(["KIND_GPU"]);
+
+    // The library writes the same files as the CLI (one path): writeModelRepository is what the command runs.
+    const lib = join(dir, "gpu-lib");
+    const r = writeModelRepository(parseModelRepoFlags({ out: lib, kernelLength: "1", sampleRate: String(SR), batchSize: String(BATCH), device: "gpu", instances: "2" }));
+    expect(r).toMatchObject({ device: "gpu", instances: 2, tensorrt: true });
+    const viaCli = join(dir, "gpu-cli");
+    const text = await cliRun(["model-repo", "--out", viaCli, "--device", "gpu", "--instances", "2", "--kernel-length", "1", "--sample-rate", String(SR), "--batch-size", String(BATCH)]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain("2 GPU instance(s) per GPU, snapshotter on the GPU, detector through TensorRT FP16");
+    for (const m of ["detector", "snapshotter", "detector-stream"]) expect(readFileSync(join(viaCli, m, "config.pbtxt"), "utf8")).toBe(readFileSync(join(lib, m, "config.pbtxt"), "utf8"));
+    const det = readFileSync(join(lib, "detector", "config.pbtxt"), "utf8");
+    expect(det).toMatch(/instance_group \[\s+\{\s+kind: KIND_GPU\s+count: 2\s+\}\s+\]/);
+    expect(det).toMatch(trt);
+    const snap = readFileSync(join(lib, "snapshotter", "config.pbtxt"), "utf8");
+    expect(snap).toMatch(/instance_group \[\s+\{\s+kind: KIND_GPU\s+count: 8\s+\}\s+\]/); // --streams (default 8): one sequence slot per instance
+    expect(snap).not.toContain("tensorrt");
+
+    // add --device gpu: the same block on your own model; --no-tensorrt drops it; cpu writes neither.
+    const add = await cliRun(["model-repo", "add", lib, "mynet", join(lib, "detector", "1", "model.onnx"), "--device", "gpu", "--instances", "2", "--json"]);
+    expect(add.code).toBe(0);
+    expect(JSON.parse(add.stdout).config).toMatchObject({ instance_group: [{ count: 2, kind: "KIND_GPU" }] });
+    expect(readFileSync(join(lib, "mynet", "config.pbtxt"), "utf8")).toMatch(trt);
+    const addOff = await cliRun(["model-repo", "add", lib, "mynet-cuda", join(lib, "detector", "1", "model.onnx"), "--device", "gpu", "--no-tensorrt"]);
+    expect(addOff.code).toBe(0);
+    expect(addOff.stdout).toContain("1 KIND_GPU instance(s) per GPU, no TensorRT");
+    expect(readFileSync(join(lib, "mynet-cuda", "config.pbtxt"), "utf8")).not.toContain("optimization");
+    expect(kinds(readFileSync(join(lib, "mynet-cuda", "config.pbtxt"), "utf8"))).toEqual(["KIND_GPU"]);
+    const addCpu = await cliRun(["model-repo", "add", lib, "mynet-cpu", join(lib, "detector", "1", "model.onnx"), "--device", "cpu"]);
+    expect(addCpu.code).toBe(0);
+    const cpuText = readFileSync(join(lib, "mynet-cpu", "config.pbtxt"), "utf8");
+    expect(kinds(cpuText)).toEqual(["KIND_CPU"]);
+    expect(cpuText).not.toContain("optimization");
+    // stream --device gpu: the snapshotter on the GPU, no accelerator.
+    const stream = await cliRun(["model-repo", "stream", lib, "mynet-stream", "--model", "mynet", "--device", "gpu", "--kernel-length", "1", "--sample-rate", String(SR), "--batch-size", String(BATCH)]);
+    expect(stream.code).toBe(0);
+    const streamSnap = readFileSync(join(lib, "mynet-stream-snapshotter", "config.pbtxt"), "utf8");
+    expect(kinds(streamSnap)).toEqual(["KIND_GPU"]);
+    expect(streamSnap).not.toContain("tensorrt");
+    const check = await cliRun(["model-repo", "check", lib]);
+    expect(check.stdout).toContain("all load");
+    expect(check.code).toBe(0);
+  });
+
+  it("the GPU repository loads in timeslide serve on a CPU machine (notes in the log) and streams as the CPU one does", async () => {
+    const repo = join(dir, "gpu-lib");
+    const { proc, port } = await startServe(0, repo);
+    const client = new InferenceClient({ endpoint: `127.0.0.1:${port}` });
+    try {
+      await client.waitForReady({ model: "detector-stream", timeoutMs: 20_000 });
+      await client.waitForReady({ model: "mynet-stream", timeoutMs: 20_000 });
+      const notes = proc.lines().filter((l) => l.model === "detector" && l.level === 30);
+      expect(notes.map((l) => l.msg)).toEqual(
+        expect.arrayContaining([
+          "instance_group KIND_GPU: the embedded server runs ONNX Runtime on the CPU: 2 CPU instance(s) instead (Triton on a GPU node runs them on the GPU)",
+          'optimization.execution_accelerators.gpu_execution_accelerator "tensorrt" is not applied: the embedded server runs the model as exported (FP32 on the CPU); Triton applies it',
+        ]),
+      );
+      expect(proc.lines().filter((l) => l.level === 40 || l.level === 50)).toEqual([]); // no warnings, no errors
+      const U = STRIDE * BATCH;
+      const update = new Float32Array(2 * U).map((_, i) => Math.sin(i * 0.37) * 0.5);
+      const answers: number[][] = [];
+      for (const model of ["detector-stream", "mynet-stream"]) {
+        const res = await client.infer({ model, inputs: [{ name: "update", datatype: "FP32", shape: [1, 2, U], data: update }], sequence: { id: 7, start: true, end: true } });
+        const stat = outputOf(res, "detection_statistic");
+        expect(stat.shape).toEqual([BATCH, 1]);
+        answers.push(Array.from(stat.data as Float32Array));
+      }
+      expect(answers[0].every((x) => Number.isFinite(x) && x > 0)).toBe(true);
+      expect(answers[1]).toEqual(answers[0]); // the same graph added with add --device gpu
+    } finally {
+      client.close();
+      proc.child.kill("SIGTERM");
+      await proc.exited;
     }
   });
 });

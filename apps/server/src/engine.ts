@@ -1,13 +1,14 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import {
-  configForOnnx,
+  checkModelEntry,
   configWarnings,
+  gpuConfigNotes,
+  folderSkipReason,
   listModelNames,
   readModel,
-  readOnnxSignature,
-  selectVersions,
+  repositoryLookup,
   type ModelConfig,
   type ModelEntry,
 } from "@timeslide/model-repo";
@@ -173,7 +174,8 @@ class OnnxVersion extends ServedVersion {
       this.model.observer?.execution(this.model.name, this.version, total, jobs.map((j) => (started - j.enqueued) / 1000), r.inferNs / 1e9);
       jobs.forEach((j, i) => j.resolve({ outputs: parts[i], inferNs: r.inferNs, queueNs: ms2ns(started - j.enqueued) }));
     } catch (e) {
-      for (const j of jobs) j.reject(e as Error);
+      const err = ortInputError(this.model.name, e as Error);
+      for (const j of jobs) j.reject(err);
     } finally {
       inst.running--;
       this.pump();
@@ -190,6 +192,19 @@ class EnsembleVersion extends ServedVersion {
   async close(): Promise<void> {
     await this.drain();
   }
+}
+
+/**
+ * ONNX Runtime refusing a request's tensors (dimensions, rank, data type, a
+ * node that can't take the shape) is the request's fault, not the server's:
+ * INVALID_ARGUMENT naming the model, so clients do not retry it elsewhere.
+ */
+function ortInputError(model: string, e: Error): Error {
+  const msg = e?.message ?? String(e);
+  if (/invalid dimensions|Invalid rank|Unexpected input data type|input data type|Non-zero status code returned while running/i.test(msg) && !/allocat/i.test(msg)) {
+    return invalid(`model '${model}': ONNX Runtime refused the input: ${msg.replace(/\s+/g, " ").trim()}`);
+  }
+  return e;
 }
 
 function compatible(a: Map<string, HostTensor>, b: Map<string, HostTensor>): boolean {
@@ -215,6 +230,17 @@ function cloneTensor(t: HostTensor): HostTensor {
 const instanceCountOf = (config: ModelConfig) => Math.max(1, (config.instance_group ?? []).reduce((a, g) => a + (Number(g.count) || 1), 0));
 
 const fmtDims = (d: number[]) => `[${d.join(",")}]`;
+
+/** Outputs with a config `reshape` leave in the config's dims (e.g. the graph's [batch] as [batch, 1]), as Triton answers. */
+function reshapeOutputs(m: ServedModel, outputs: Map<string, HostTensor>): Map<string, HostTensor> {
+  for (const s of m.outputs) {
+    const t = outputs.get(s.name);
+    if (!t || !s.reshape) continue;
+    const dims = m.maxBatchSize > 0 ? [t.dims[0], ...s.dims.slice(1)] : s.dims;
+    if (dims.every((d) => d >= 0) && elementCount(dims) === elementCount(t.dims)) outputs.set(s.name, { ...t, dims });
+  }
+  return outputs;
+}
 
 /** A model of the repository with its loaded versions, sequence batcher and tensor specs. */
 export class ServedModel implements SequenceModel {
@@ -251,7 +277,7 @@ export class ServedModel implements SequenceModel {
         datatype,
         dims: this.maxBatchSize > 0 ? [-1, ...dims] : dims,
         optional: Boolean(t.optional),
-        reshape: t.reshape?.shape ? t.reshape.shape.map(Number) : undefined,
+        reshape: t.reshape ? (t.reshape.shape ?? []).map(Number) : undefined,
       };
     };
     this.inputs = (config.input ?? []).map((t) => spec(t, "input"));
@@ -392,6 +418,8 @@ export class Engine {
   readonly models = new Map<string, ServedModel>();
   private readonly failures = new Map<string, string>();
   private readonly unloaded = new Set<string>();
+  /** folders that are no model (no config.pbtxt), with the reason */
+  private readonly skipped = new Map<string, string>();
   private readonly loading = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: EngineOptions) {}
@@ -400,9 +428,23 @@ export class Engine {
     return this.failures.size === 0;
   }
 
-  /** Loads every model of the repository (ensembles after the models they use). */
+  /**
+   * Loads every model of the repository (ensembles after the models they
+   * use). Every folder that is not served is logged with the reason (no
+   * config.pbtxt, a config that does not parse, no version, graph ≠
+   * config) and listed by RepositoryIndex as UNAVAILABLE with that reason.
+   */
   async loadAll(): Promise<void> {
+    const log = this.opts.logger;
     const names = listModelNames(this.opts.repository);
+    for (const d of readdirSync(this.opts.repository, { withFileTypes: true })) {
+      if (!d.isDirectory() || d.name.startsWith(".")) continue;
+      const reason = folderSkipReason(this.opts.repository, d.name);
+      if (reason) {
+        this.skipped.set(d.name, reason);
+        log.warn({ folder: d.name, reason }, "model folder skipped");
+      }
+    }
     const plain: string[] = [];
     const ensembles: string[] = [];
     for (const n of names) {
@@ -410,11 +452,16 @@ export class Engine {
         (readModel(this.opts.repository, n).config.platform === "ensemble" ? ensembles : plain).push(n);
       } catch (e) {
         this.failures.set(n, (e as Error).message);
-        this.opts.logger.error({ model: n, err: (e as Error).message }, "model config failed");
+        log.error({ model: n, err: (e as Error).message }, "model folder skipped: config.pbtxt does not parse");
       }
     }
     await Promise.all(plain.map((n) => this.load(n).catch(() => {})));
     for (const n of ensembles) await this.load(n).catch(() => {});
+    if (this.failures.size)
+      log.warn(
+        { failed: [...this.failures.keys()].sort() },
+        "server not ready: some models failed to load (ServerReady stays false, as Triton's strict readiness, so workers do not use this server until they load or are unloaded); `timeslide model-repo check REPO` says why",
+      );
   }
 
   /** (Re)loads a model: new versions come up before the old ones go, in-flight requests finish on the old. */
@@ -431,6 +478,7 @@ export class Engine {
     try {
       const entry = readModel(this.opts.repository, name);
       for (const w of configWarnings(entry.config)) log.warn({ model: name }, w);
+      for (const n of gpuConfigNotes(entry.config)) log.info({ model: name }, n);
       model = await this.build(entry);
     } catch (e) {
       const msg = `failed to load '${name}': ${(e as Error).message}`;
@@ -452,17 +500,19 @@ export class Engine {
   }
 
   private async build(entry: ModelEntry): Promise<ServedModel> {
-    const config = structuredClone(entry.config);
+    // The rules `timeslide model-repo check` applies (packages/model-repo):
+    // config against each served version's graph, ensemble wiring.
+    const checked = checkModelEntry(entry, repositoryLookup(this.opts.repository));
+    if (checked.problems.length) throw new Error(checked.problems.join("; "));
+    const config = structuredClone(checked.config ?? entry.config);
     const isEnsemble = config.platform === "ensemble";
-    const isOnnx = config.platform === "onnxruntime_onnx" || config.backend === "onnxruntime";
-    if (!isEnsemble && !isOnnx) {
-      throw new Error(`unsupported platform '${config.platform || config.backend}' (this server runs ONNX Runtime models and ensembles)`);
-    }
-    const versions = selectVersions(config.version_policy, entry.versions.length ? entry.versions : isEnsemble ? [1] : []);
-    if (!versions.length) throw new Error(`no version folder of ${entry.dir} matches the version policy`);
+    const versions = checked.served;
     if (isEnsemble) {
       for (const step of config.ensemble_scheduling?.step ?? []) {
-        if (!this.models.has(step.model_name)) throw new Error(`ensemble step model '${step.model_name}' is not loaded`);
+        if (!this.models.has(step.model_name)) {
+          const why = this.failures.get(step.model_name);
+          throw new Error(`ensemble step model '${step.model_name}' is not loaded${why ? ` (${why})` : ""}`);
+        }
       }
       const m = new ServedModel(entry, config, "ensemble");
       m.observer = this.opts.observer;
@@ -470,16 +520,6 @@ export class Engine {
       return m;
     }
     const file = config.default_model_filename || "model.onnx";
-    // Triton's auto-complete: a config without inputs/outputs takes them from the ONNX graph.
-    if (!config.input?.length || !config.output?.length) {
-      const path = join(entry.dir, String(versions[versions.length - 1]), file);
-      const derived = configForOnnx(config.name, readOnnxSignature(readFileSync(path), path), config.max_batch_size ?? 0);
-      const stateInputs = new Set((config.sequence_batching?.state ?? []).map((s) => s.input_name));
-      const stateOutputs = new Set((config.sequence_batching?.state ?? []).map((s) => s.output_name));
-      const controls = new Set((config.sequence_batching?.control_input ?? []).map((c) => c.name));
-      if (!config.input?.length) config.input = derived.input!.filter((t) => !stateInputs.has(t.name) && !controls.has(t.name));
-      if (!config.output?.length) config.output = derived.output!.filter((t) => !stateOutputs.has(t.name));
-    }
     const m = new ServedModel(entry, config, "onnx");
     m.observer = this.opts.observer;
     const count = m.instanceCount;
@@ -509,6 +549,8 @@ export class Engine {
     const m = this.models.get(name);
     if (!m) {
       if (!listModelNames(this.opts.repository).includes(name)) throw invalid(`failed to unload '${name}', no version is available`);
+      // A model whose load failed, unloaded: no longer counted against readiness.
+      if (this.failures.delete(name)) this.unloaded.add(name);
       return;
     }
     this.models.delete(name);
@@ -525,14 +567,14 @@ export class Engine {
     } catch {
       names = [];
     }
-    const all = new Set([...names, ...this.models.keys()]);
+    const all = new Set([...names, ...this.models.keys(), ...this.skipped.keys()]);
     const out: ModelIndexEntry[] = [];
     for (const name of [...all].sort()) {
       const m = this.models.get(name);
       if (m) {
         for (const v of [...m.versions.keys()].sort((a, b) => a - b)) out.push({ name, version: String(v), state: "READY", reason: "" });
       } else if (!readyOnly) {
-        const reason = this.failures.get(name) ?? (this.unloaded.has(name) ? "unloaded" : "not loaded");
+        const reason = this.failures.get(name) ?? this.skipped.get(name) ?? (this.unloaded.has(name) ? "unloaded" : "not loaded");
         out.push({ name, version: "", state: "UNAVAILABLE", reason });
       }
     }
@@ -545,6 +587,8 @@ export class Engine {
       if (this.failures.has(name) || this.unloaded.has(name)) {
         throw new InferenceError(status.UNAVAILABLE, `Request for unknown model: '${name}' is not ready (${this.failures.get(name) ?? "unloaded"})`);
       }
+      const skipped = this.skipped.get(name);
+      if (skipped) throw new InferenceError(status.NOT_FOUND, `Request for unknown model: '${name}' is not found (${skipped})`);
       throw notFound(name);
     }
     return m;
@@ -579,7 +623,7 @@ export class Engine {
       const r = await v.run(req.inputs, batch);
       v.stats.queue.add(r.queueNs);
       v.stats.compute_infer.add(r.inferNs);
-      return r.outputs;
+      return reshapeOutputs(m, r.outputs);
     }
     const seq = req.sequence;
     if (!seq) throw invalid(`inference request to model '${m.name}' must specify a non-zero or non-empty correlation ID`);
@@ -587,7 +631,7 @@ export class Engine {
     const r = await m.batcher!.submit(v, req.inputs, seq);
     v.stats.queue.add(r.queueNs);
     v.stats.compute_infer.add(r.inferNs);
-    return r.outputs;
+    return reshapeOutputs(m, r.outputs);
   }
 
   private async runEnsemble(m: ServedModel, req: ExecRequest): Promise<Map<string, HostTensor>> {

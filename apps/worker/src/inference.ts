@@ -67,7 +67,7 @@ export class StreamingModel implements DetectionModel {
     private readonly pool: ServerPool,
     private readonly model: string,
     g: Geometry,
-    private readonly opts: { version?: string; output?: string; deadlineMs?: number; inflight?: number } = {},
+    private readonly opts: { version?: string; input?: string; output?: string; deadlineMs?: number; inflight?: number } = {},
   ) {
     this.kernel = g.kernel;
     this.stride = g.stride;
@@ -87,6 +87,8 @@ export class StreamingModel implements DetectionModel {
       model: this.model,
       version: this.opts.version,
       geometry: { channels: nIfo, kernel: this.kernel, stride: this.stride, batch: this.batch },
+      inputName: this.opts.input,
+      outputs: this.opts.output ? [this.opts.output] : undefined,
       deadlineMs: this.opts.deadlineMs ?? DEFAULT_DEADLINE_MS,
     });
     const out = new Float32Array(count);
@@ -140,7 +142,15 @@ export class WindowModel implements DetectionModel {
     private readonly pool: ServerPool,
     private readonly model: string,
     g: Geometry,
-    private readonly opts: { version?: string; input?: string; output?: string; deadlineMs?: number; inflight?: number } = {},
+    private readonly opts: {
+      version?: string;
+      input?: string;
+      output?: string;
+      deadlineMs?: number;
+      inflight?: number;
+      /** the model takes exactly `batch` windows per request (no batch axis): a short last request is padded with zeros */
+      fixedBatch?: boolean;
+    } = {},
   ) {
     this.kernel = g.kernel;
     this.stride = g.stride;
@@ -162,7 +172,8 @@ export class WindowModel implements DetectionModel {
       }
       const n = Math.min(this.batch, count - j0);
       await channelsReady(channels, (first + j0 + n) * this.stride);
-      const x = new Float32Array(n * nIfo * K); // zeros outside the stream
+      const sent = this.opts.fixedBatch ? this.batch : n;
+      const x = new Float32Array(sent * nIfo * K); // zeros outside the stream (and in padding windows)
       for (let w = 0; w < n; w++) {
         const end = (first + j0 + w + 1) * this.stride; // window ends after this sample
         for (let c = 0; c < nIfo; c++) {
@@ -174,7 +185,7 @@ export class WindowModel implements DetectionModel {
       }
       const p = this.pool
         .infer(
-          { model: this.model, version: this.opts.version, inputs: [{ name: this.opts.input ?? "windows", datatype: "FP32", shape: [n, nIfo, K], data: x }] },
+          { model: this.model, version: this.opts.version, inputs: [{ name: this.opts.input ?? "windows", datatype: "FP32", shape: [sent, nIfo, K], data: x }], outputs: this.opts.output ? [this.opts.output] : undefined },
           { deadlineMs: this.opts.deadlineMs ?? DEFAULT_DEADLINE_MS, signal },
         )
         .then((res) => {

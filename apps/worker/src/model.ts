@@ -5,6 +5,13 @@ import { PermanentJobError } from "./pipeline.js";
 
 const DEADLINE_MS = 10_000;
 
+/** A tensor as a server's metadata lists it (-1: variable). */
+export interface TensorDescription {
+  name: string;
+  shape: number[];
+  datatype?: string;
+}
+
 /** The campaign's model as one server describes it (metadata and config over gRPC). */
 export interface ModelDescription {
   endpoint: string;
@@ -12,14 +19,44 @@ export interface ModelDescription {
   /** a step is stateful (sequence batching): fed stride·batch new samples per request */
   streaming: boolean;
   /** the model's inputs as its metadata lists them (-1: variable) */
-  inputs: Array<{ name: string; shape: number[] }>;
+  inputs: TensorDescription[];
+  /** the model's outputs as its metadata lists them */
+  outputs?: TensorDescription[];
+  /** @deprecated the first output's name; `pickTensors` chooses */
   output?: string;
   /**
    * For a streaming ensemble, the model proper (the step after the stateful
    * one) that sees the windows: its input shape, batch dimension first when
    * max_batch_size > 0.
    */
-  windows?: { model: string; input: string; shape: number[]; maxBatchSize: number };
+  windows?: { model: string; input: string; shape: number[]; maxBatchSize: number; datatype?: string };
+  /**
+   * The model is ready but the server is not (another model failed to load:
+   * Triton's strict readiness), so workers' pools will not use it: the
+   * models not READY with their reasons.
+   */
+  serverNotReady?: string;
+}
+
+/**
+ * A server answered, but the model is not served there: not in its
+ * repository, or there but not loaded (its load failed: the server's
+ * reason, from RepositoryIndex, as Triton reports it).
+ */
+export class ModelNotServedError extends Error {
+  override name = "ModelNotServedError";
+  constructor(
+    readonly endpoint: string,
+    readonly model: string,
+    readonly state: string,
+    readonly reason: string,
+  ) {
+    super(
+      state === "MISSING"
+        ? `server ${endpoint} has no model ${model}${reason ? ` (${reason})` : ""}`
+        : `server ${endpoint} has model ${model} but it is not ready (state ${state}${reason ? `: ${reason}` : ""})`,
+    );
+  }
 }
 
 /** The campaign's geometry in samples, as the worker feeds the model. */
@@ -35,40 +72,102 @@ export function campaignGeometry(spec: CampaignSpec): Geometry {
 const versionOf = (spec: CampaignSpec) => (spec.model.version === "latest" ? "" : String(spec.model.version));
 const dims = (shape: ReadonlyArray<string | number>) => shape.map((d) => Number(d));
 
-/** Asks one server for the campaign's model: metadata, config, and the configs of ensemble steps. */
+/** Why a server that answered does not serve `name`: its RepositoryIndex entry (state, reason), or that it has none. */
+async function notServed(client: InferenceClient, endpoint: string, name: string, version: string, cause: Error, deadlineMs: number): Promise<Error> {
+  let index;
+  try {
+    index = await client.repositoryIndex({ deadlineMs });
+  } catch {
+    return cause; // the server did not answer: not a statement about the model
+  }
+  const entries = index.filter((m) => m.name === name && (!version || !m.version || m.version === version));
+  const ready = entries.find((m) => m.state === "READY");
+  if (!entries.length) {
+    const names = [...new Set(index.map((m) => m.name))].sort();
+    return new ModelNotServedError(endpoint, name, "MISSING", names.length ? `its models: ${names.join(", ")}` : "its repository is empty");
+  }
+  if (ready) return cause;
+  const e = entries[0];
+  return new ModelNotServedError(endpoint, name, e.state || "UNAVAILABLE", e.reason || (cause as KServeError).details || cause.message);
+}
+
+/** Asks one server for the campaign's model: readiness, metadata, config, and the configs of ensemble steps. */
 export async function describeModel(endpoint: string, spec: CampaignSpec, deadlineMs = DEADLINE_MS): Promise<ModelDescription> {
   const name = spec.model.name;
   const version = versionOf(spec);
   const client = new InferenceClient({ endpoint, tls: grpcTlsFromEnv() }); // as the pool's clients
   try {
-    const config = await client.modelConfig(name, version, { deadlineMs });
-    const meta = await client.modelMetadata(name, version, { deadlineMs });
+    let config, meta;
+    try {
+      if (!(await client.modelReady(name, version, { deadlineMs }))) throw new KServeError({ code: 14, details: `model '${name}' is not ready`, endpoint, method: "ModelReady" });
+      config = await client.modelConfig(name, version, { deadlineMs });
+      meta = await client.modelMetadata(name, version, { deadlineMs });
+    } catch (e) {
+      if (e instanceof KServeError && (e.code === 5 /* NOT_FOUND */ || e.code === 14 /* UNAVAILABLE */ || e.code === 3)) throw await notServed(client, endpoint, name, version, e, deadlineMs);
+      throw e;
+    }
+    const tensors = (ts: Array<{ name: string; shape?: ReadonlyArray<string | number>; datatype?: string }> | undefined) =>
+      (ts ?? []).map((t) => ({ name: t.name, shape: dims(t.shape ?? []), datatype: t.datatype }));
     const d: ModelDescription = {
       endpoint,
       name,
       streaming: Boolean(config.sequence_batching),
-      inputs: (meta.inputs ?? []).map((t) => ({ name: t.name, shape: dims(t.shape ?? []) })),
+      inputs: tensors(meta.inputs),
+      outputs: tensors(meta.outputs),
       output: meta.outputs?.[0]?.name,
     };
     let afterState = false;
+    let windowsTensor: string | undefined;
     for (const step of config.ensemble_scheduling?.step ?? []) {
       const sub = await client.modelConfig(step.model_name, "", { deadlineMs });
       if (sub.sequence_batching) {
         d.streaming = afterState = true;
+        windowsTensor = Object.values(step.output_map ?? {})[0];
         continue;
       }
       // The first stateless step after the snapshotter takes its windows.
       if (afterState && !d.windows) {
         const subMeta = await client.modelMetadata(step.model_name, "", { deadlineMs });
-        const inputName = Object.keys(step.input_map ?? {})[0] ?? subMeta.inputs?.[0]?.name ?? "";
+        const mapped = Object.entries(step.input_map ?? {});
+        const inputName = (mapped.find(([, t]) => t === windowsTensor) ?? mapped[0])?.[0] ?? subMeta.inputs?.[0]?.name ?? "";
         const t = subMeta.inputs?.find((x) => x.name === inputName) ?? subMeta.inputs?.[0];
-        if (t) d.windows = { model: step.model_name, input: t.name, shape: dims(t.shape ?? []), maxBatchSize: Number(sub.max_batch_size ?? 0) };
+        if (t) d.windows = { model: step.model_name, input: t.name, shape: dims(t.shape ?? []), maxBatchSize: Number(sub.max_batch_size ?? 0), datatype: t.datatype };
       }
+    }
+    if (!(await client.serverReady({ deadlineMs }))) {
+      const failed = (await client.repositoryIndex({ deadlineMs }).catch(() => [])).filter((m) => m.state !== "READY" && m.reason && m.reason !== "unloaded");
+      // Only models that failed, with a reason, are a refusal; a server still loading others is not.
+      d.serverNotReady = failed.map((m) => `model ${m.name} ${m.state}: ${m.reason}`).join("; ") || "";
     }
     return d;
   } finally {
     client.close();
   }
+}
+
+/**
+ * The model's strain input and statistic output: the one input and output,
+ * or `model.input` / `model.output` of the campaign when there are several.
+ * A problem names the candidates and the field to set.
+ */
+export function pickTensors(spec: CampaignSpec, d: ModelDescription): { input?: TensorDescription; output?: TensorDescription; problems: string[] } {
+  const where = `model ${d.name} on ${d.endpoint}`;
+  const problems: string[] = [];
+  const choose = (list: TensorDescription[], wanted: string | undefined, io: "input" | "output", what: string) => {
+    const names = list.map((t) => t.name).join(", ") || "none";
+    if (wanted !== undefined) {
+      const t = list.find((x) => x.name === wanted);
+      if (!t) problems.push(`model.${io}: ${where} has no ${io} "${wanted}" (its ${io}s: ${names})`);
+      return t;
+    }
+    if (list.length === 1) return list[0];
+    problems.push(`${where}: expected one ${io} (${what}), got ${list.length}: ${names}${list.length > 1 ? `; set model.${io} in the campaign to the one that ${io === "input" ? "takes the strain" : "is the detection statistic"}` : ""}`);
+    return undefined;
+  };
+  const input = choose(d.inputs, spec.model.input, "input", "the strain");
+  const outputs = d.outputs ?? (d.output ? [{ name: d.output, shape: [] }] : []);
+  const output = outputs.length || spec.model.output !== undefined ? choose(outputs, spec.model.output, "output", "the detection statistic") : undefined;
+  return { input, output, problems };
 }
 
 const fmt = (shape: readonly number[]) => `[${shape.join(", ")}]`;
@@ -88,12 +187,15 @@ export function modelProblems(spec: CampaignSpec, d: ModelDescription): string[]
   const fs = spec.data.sample_rate;
   const kernelWhy = `inference.kernel_length ${spec.inference.kernel_length} s × data.sample_rate ${fs} Hz`;
   const ifoWhy = `ifos ${spec.ifos.join(", ")}`;
-  const problems: string[] = [];
-  if (d.inputs.length !== 1) {
-    problems.push(`${where}: expected one input (the strain), got ${d.inputs.length}: ${d.inputs.map((i) => i.name).join(", ") || "none"}`);
-    return problems;
-  }
-  const input = d.inputs[0];
+  const picked = pickTensors(spec, d);
+  const problems: string[] = [...picked.problems];
+  const input = picked.input;
+  if (!input) return problems;
+  if (input.datatype && input.datatype !== "FP32")
+    problems.push(`${where}: input "${input.name}" is ${input.datatype}, the campaign sends FP32 strain: export the model in float32 (model.float())`);
+  const output = picked.output;
+  if (output?.datatype && output.datatype !== "FP32" && output.datatype !== "FP64")
+    problems.push(`${where}: output "${output.name}" is ${output.datatype}; the detection statistic is read as FP32 or FP64`);
   if (d.streaming) {
     const U = g.stride * g.batch;
     const want = [1, nIfo, U];
@@ -113,6 +215,11 @@ export function modelProblems(spec: CampaignSpec, d: ModelDescription): string[]
         );
       if (w.maxBatchSize > 0 && w.maxBatchSize < g.batch)
         problems.push(`${where}: step ${w.model} has max_batch_size ${w.maxBatchSize}, below inference.batch_size ${g.batch} windows per update`);
+      if (w.maxBatchSize === 0 && w.shape.length === 3 && w.shape[0] > 0 && w.shape[0] !== g.batch)
+        problems.push(
+          `${where}: step ${w.model} input "${w.input}" takes exactly ${w.shape[0]} windows per request (shape ${fmt(w.shape)}, no batch axis), the campaign sends inference.batch_size ${g.batch}: ` +
+            `set inference.batch_size ${w.shape[0]}, or re-export the model with a dynamic batch axis`,
+        );
     }
   } else {
     const [c, k] = input.shape.slice(-2);
@@ -120,6 +227,11 @@ export function modelProblems(spec: CampaignSpec, d: ModelDescription): string[]
       problems.push(
         `${where}: input "${input.name}" has shape ${fmt(input.shape)}, the campaign sends windows [batch, ${nIfo}, ${g.kernel}] ` +
           `(${nIfo} detectors from ${ifoWhy}; kernel ${g.kernel} samples = ${kernelWhy})`,
+      );
+    else if (input.shape[0] > 0 && input.shape[0] !== g.batch)
+      problems.push(
+        `${where}: input "${input.name}" takes exactly ${input.shape[0]} windows per request (shape ${fmt(input.shape)}, no batch axis), the campaign sends up to inference.batch_size ${g.batch}: ` +
+          `set inference.batch_size ${input.shape[0]}, or re-export the model with a dynamic batch axis`,
       );
   }
   return problems;
@@ -155,6 +267,18 @@ export async function checkModelOnServers(spec: CampaignSpec, endpoints: readonl
     if (r.d) {
       out.checked.push(r.endpoint);
       out.problems.push(...modelProblems(spec, r.d));
+      if (r.d.serverNotReady === "")
+        out.warnings.push(`model.servers: server ${r.endpoint} has model ${spec.model.name} ready but is itself not ready yet (ServerReady false, no model failed): workers wait for it`);
+      else if (r.d.serverNotReady)
+        out.problems.push(
+          `model.servers: server ${r.endpoint} has model ${spec.model.name} ready but is itself not ready, so workers will not use it (a server with a model that failed to load is not ready, as Triton with strict readiness): ` +
+            `${r.d.serverNotReady}; fix those models (timeslide model-repo check REPO) or unload them`,
+        );
+    } else if (r.e instanceof ModelNotServedError) {
+      out.problems.push(
+        `model.name: ${r.e.message}${spec.model.version === "latest" ? "" : ` (version ${spec.model.version})`}` +
+          (r.e.state === "MISSING" ? "" : `: fix the model (timeslide model-repo check REPO) and load it again, or restart the server`),
+      );
     } else if (r.e instanceof KServeError && r.e.code === 5 /* NOT_FOUND */) {
       out.problems.push(`model.name: server ${r.endpoint} has no model ${spec.model.name}${spec.model.version === "latest" ? "" : ` version ${spec.model.version}`} (${r.e.details})`);
     } else {
@@ -177,9 +301,46 @@ export async function resolveModel(pool: ServerPool, endpoint: string, spec: Cam
   const d = await describeWithRetries(endpoint, spec);
   const problems = modelProblems(spec, d);
   if (problems.length) throw new PermanentJobError(`campaign ${spec.name}: the model does not fit the campaign: ${problems.join("; ")}`);
-  return d.streaming
-    ? new StreamingModel(pool, spec.model.name, g, { version, output: d.output, deadlineMs })
-    : new WindowModel(pool, spec.model.name, g, { version, input: d.inputs[0]?.name, output: d.output, deadlineMs });
+  const { input, output } = pickTensors(spec, d);
+  const model = d.streaming
+    ? new StreamingModel(pool, spec.model.name, g, { version, input: input!.name, output: output?.name, deadlineMs })
+    : new WindowModel(pool, spec.model.name, g, { version, input: input!.name, output: output?.name, deadlineMs, fixedBatch: input!.shape[0] > 0 });
+  return refusalsArePermanent(model, spec, d, input!.name);
+}
+
+/** The server refused a request's tensors: INVALID_ARGUMENT, or the same refusal in-band on a stream (Triton's and our wording). */
+export function isInvalidInput(e: unknown): e is KServeError {
+  if (!(e instanceof KServeError)) return false;
+  if (e.code === 3 /* INVALID_ARGUMENT */) return true;
+  return (
+    e.inBand &&
+    /unexpected shape for input|data-type is|unexpected inference input|missing required input|batch-size must be|ONNX Runtime refused the input|cannot be reshaped|expected \d+ inputs but got/i.test(e.details)
+  );
+}
+
+/**
+ * A request the server refuses as invalid (INVALID_ARGUMENT: a tensor's
+ * name, data type or shape; ONNX Runtime refusing the input) fails the
+ * same way on every attempt and every server: the job fails for good, its
+ * error naming the tensor, the shape sent and what the server expected.
+ */
+function refusalsArePermanent(model: DetectionModel, spec: CampaignSpec, d: ModelDescription, input: string): DetectionModel {
+  return {
+    kernel: model.kernel,
+    stride: model.stride,
+    batch: model.batch,
+    run: (channels, first, count, signal) =>
+      model.run(channels, first, count, signal).catch((e: unknown) => {
+        if (isInvalidInput(e)) {
+          const nIfo = channels.length;
+          const sent = d.streaming ? `update [1, ${nIfo}, ${model.stride * model.batch}] FP32` : `windows [≤${model.batch}, ${nIfo}, ${model.kernel}] FP32`;
+          throw new PermanentJobError(
+            `campaign ${spec.name}: model ${spec.model.name} refused input "${input}" (${sent}; kernel ${model.kernel}, stride ${model.stride}, ${model.batch} windows per request): ${e.details}`,
+          );
+        }
+        throw e;
+      }),
+  };
 }
 
 /** A connection reset or a restarting server while asking is no reason to fail the job's attempt: ask again a few times. */

@@ -2,9 +2,9 @@ import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { SegmentList, vetoedSamples } from "@timeslide/segments";
 import { dirname, resolve } from "node:path";
-import { JOB_ID_PATTERN, livetimeOptionsOf, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary, type PlannedJobs } from "@timeslide/campaign";
+import { JOB_ID_PATTERN, livetimeOptionsOf, psdFftLength, shiftIndices, shiftOutputSpan, type CampaignSpec, type JobPayload, type JobSummary, type PlannedJobs } from "@timeslide/campaign";
 import { BadSegmentError, DetectorStream, injectInto, openWhitenedStrain, segmentEdge, type InjectionSet, type WhitenedStrain } from "@timeslide/strain";
-import { integrate, cluster, windowSamples, writeEvents } from "@timeslide/stats";
+import { integrate, cluster, gridGroup, windowSamples, writeEvents, type GridRow } from "@timeslide/stats";
 import type { Channel, DetectionModel } from "./inference.js";
 
 /** What a job needs of its campaign (read once per campaign from Redis). */
@@ -171,6 +171,8 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   // The stream starts no earlier than s + edge, where whitened strain has full support.
   const warm = Math.max(m, Math.min(m + w - 1, Math.floor((inf.psd_length - ctx.edge) * isr + 1e-9)));
   const outStart = p.span[0] + inf.psd_length;
+  // an event at output sample q (stamped outStart + q/isr, its window's end) has time outStart + q/isr − this
+  const eventTimeOffset = inf.kernel_length / 2 + spec.postprocess.integration_window / 2;
   const T0 = outStart - warm / isr; // reference-time start of every shift's stream
   const live = shifts.filter((s) => s.out[1] > s.out[0]);
   const ring: [number, number] = [p.segment[0] + ctx.edge, p.segment[1] - ctx.edge];
@@ -256,7 +258,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     shifts.map(async (s) => {
       o.signal?.throwIfAborted();
       const nOut = Math.round((s.out[1] - s.out[0]) * isr);
-      if (nOut <= 0) return { s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0 };
+      if (nOut <= 0) return { s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0, nOut: 0, vetoedRanges: [] as Array<[number, number]> };
       const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
       const N = J * stride;
       const channels = pieces.map((pc, i) =>
@@ -278,17 +280,16 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
       const keep = z.subarray(z.length - nOut); // samples at outStart .. outEnd
       // Vetoed background samples are not produced (NaN: never an event) and not counted.
       let vetoed = 0;
-      if (p.kind === "background" && vetoes.length)
-        for (const [a, b] of vetoedSamples(s.out[0], nOut, s.v, vetoes, vetoGeometry)) {
-          keep.fill(Number.NaN, a, b);
-          vetoed += b - a;
-        }
+      const vetoedRanges = p.kind === "background" && vetoes.length ? vetoedSamples(s.out[0], nOut, s.v, vetoes, vetoGeometry) : [];
+      for (const [a, b] of vetoedRanges) {
+        keep.fill(Number.NaN, a, b);
+        vetoed += b - a;
+      }
       const c = cluster(keep, windowSamples(spec.postprocess.cluster_window, isr));
-      const offset = inf.kernel_length / 2 + spec.postprocess.integration_window / 2;
-      const times = Float64Array.from(c.index, (q) => outStart + q / isr - offset);
+      const times = Float64Array.from(c.index, (q) => outStart + q / isr - eventTimeOffset);
       done++;
       o.onProgress?.({ shiftsDone: done, shifts: shifts.length, inferences });
-      return { s, times, stats: c.detection_statistic, livetime: (nOut - vetoed) / isr };
+      return { s, times, stats: c.detection_statistic, livetime: (nOut - vetoed) / isr, nOut, vetoedRanges };
     }),
   );
   streaming.catch((e) => stopReading.abort(e)); // a failed shift fails the job: stop reading
@@ -305,7 +306,11 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const shift = new Float64Array(n * ifos.length);
   let at = 0;
   let livetimeSamples = 0;
+  // The output sample grid, shift by shift (/grid): what the job produced, so
+  // livetime removed from the background later is counted exactly from the file.
+  const gridRows: GridRow[] = [];
   for (const r of perShift) {
+    gridRows.push({ shiftIndex: r.s.k, shift: r.s.v, first: outStart, count: r.nOut, eventStart: at, eventCount: r.times.length, vetoed: r.vetoedRanges });
     time.set(r.times, at);
     stat.set(r.stats, at);
     for (let e = 0; e < r.times.length; e++) shift.set(r.s.v, (at + e) * ifos.length);
@@ -330,9 +335,13 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
       ifos: [...ifos],
       kind: p.kind,
       job_id: id,
-    }, { campaign: ctx.campaign }, p.kind === "injection"
-      ? { injections: { datasets: { index: BigInt64Array.from([...injected].sort((a, b) => a - b), (k) => BigInt(k)) } } }
-      : {});
+    }, { campaign: ctx.campaign }, {
+      // circular: wrappedChannel's period is the ring's length in whole samples
+      grid: gridGroup({ inferenceSamplingRate: isr, eventTimeOffset, ...(circular ? { ring, ringPeriod: Math.round((ring[1] - ring[0]) * fs) / fs } : {}), rows: gridRows }, ifos.length),
+      ...(p.kind === "injection"
+        ? { injections: { datasets: { index: BigInt64Array.from([...injected].sort((a, b) => a - b), (k) => BigInt(k)) } } }
+        : {}),
+    });
   } catch (e) {
     throw writeError(id, path, e);
   }
@@ -432,6 +441,7 @@ export async function openPiece(
       sampleRate: fs,
       psdLength: inf.psd_length,
       fduration: inf.fduration,
+      fftlength: psdFftLength(inf),
       highpass: inf.highpass,
       segment: p.segment,
       psdStart: p.span[0],

@@ -10,7 +10,7 @@ import { campaignStatus, connectRedis, deleteKeys, prepareCampaign, submitCampai
 import { synthesize } from "@timeslide/strain";
 import { writeDemoRepository } from "@timeslide/model-repo";
 import { startServer, type RunningServer } from "@timeslide/server";
-import { readEventsFile } from "@timeslide/stats";
+import { JobFileReader, producedSamples, readEventsFile } from "@timeslide/stats";
 import { ContextCache, runJob, startWorker } from "@timeslide/worker";
 import { InProcessModel } from "./reference-model.js";
 
@@ -166,5 +166,30 @@ describe("workers on a real Redis and the embedded server", () => {
       }
     }
     expect(await compareWithReference("wveto", p)).toBeGreaterThan(0);
+
+    // The job files' output sample grid (/grid) reproduces what the job produced: its livetime, each event
+    // on a produced (not vetoed) sample of its shift's row, the shift's events in its rows of /events.
+    let vetoedRows = 0;
+    for (const job of p.jobs.filter((j) => j.payload.kind === "background")) {
+      const path = join(meta.output, "jobs", `${job.id}.h5`);
+      const { events } = await readEventsFile(path);
+      const r = await JobFileReader.open(path);
+      const grid = r.grid()!;
+      r.close();
+      expect(grid.inferenceSamplingRate).toBe(4);
+      expect(grid.eventTimeOffset).toBe(0.5 + 0.5);
+      expect(grid.rows.reduce((a, row) => a + producedSamples(row), 0) / 4).toBe(events.livetime);
+      expect(grid.rows.reduce((a, row) => a + row.eventCount, 0)).toBe(events.time.length);
+      for (const row of grid.rows) {
+        if (row.vetoed.length) vetoedRows++;
+        for (let e = row.eventStart; e < row.eventStart + row.eventCount; e++) {
+          expect([events.shift[2 * e], events.shift[2 * e + 1]]).toEqual(row.shift);
+          const j = (events.time[e] + grid.eventTimeOffset - row.first) * 4;
+          expect(Number.isInteger(j) && j >= 0 && j < row.count).toBe(true);
+          expect(row.vetoed.some(([a, b]) => j >= a && j < b)).toBe(false);
+        }
+      }
+    }
+    expect(vetoedRows).toBeGreaterThan(0);
   });
 });

@@ -38,3 +38,38 @@ describe("model shapes against the campaign", () => {
     ]);
   });
 });
+
+describe("any tensor names", () => {
+  const withModel = (model: Record<string, unknown>, batch = 32) =>
+    CampaignSpec.parse({
+      name: "m",
+      ifos: ["H1", "L1"],
+      data: { files: ["x"], sample_rate: 128 },
+      model,
+      inference: { kernel_length: 1, inference_sampling_rate: 2, batch_size: batch, psd_length: 16 },
+      background: { shifts: 1, step: 2 },
+    });
+  const bare = (inputs: ModelDescription["inputs"], outputs: ModelDescription["outputs"]): ModelDescription => ({ endpoint: "h:1", name: "net", streaming: false, inputs, outputs });
+
+  it("takes the one input and output whatever their names; model.input / model.output choose among several", () => {
+    const strain = { name: "strain", shape: [-1, 2, 128], datatype: "FP32" };
+    expect(modelProblems(withModel({ name: "net" }), bare([strain], [{ name: "logits", shape: [-1, 1], datatype: "FP32" }]))).toEqual([]);
+    const two = bare([strain], [{ name: "logits", shape: [-1, 1] }, { name: "embedding", shape: [-1, 16] }]);
+    expect(modelProblems(withModel({ name: "net" }), two)).toEqual([expect.stringMatching(/expected one output \(the detection statistic\), got 2: logits, embedding; set model\.output/)]);
+    expect(modelProblems(withModel({ name: "net", output: "logits" }), two)).toEqual([]);
+    expect(modelProblems(withModel({ name: "net", output: "logit" }), two)).toEqual([expect.stringMatching(/model\.output: model net on h:1 has no output "logit" \(its outputs: logits, embedding\)/)]);
+    const twoIn = bare([strain, { name: "aux", shape: [-1, 4] }], [{ name: "logits", shape: [-1, 1] }]);
+    expect(modelProblems(withModel({ name: "net", input: "strain" }), twoIn)).toEqual([]);
+  });
+
+  it("names a fixed batch, a non-float32 input and a non-float output", () => {
+    expect(modelProblems(withModel({ name: "net" }), bare([{ name: "strain", shape: [8, 2, 128] }], [{ name: "y", shape: [8, 1] }]))).toEqual([
+      expect.stringMatching(/input "strain" takes exactly 8 windows per request \(shape \[8, 2, 128\], no batch axis\), the campaign sends up to inference\.batch_size 32: set inference\.batch_size 8/),
+    ]);
+    expect(modelProblems(withModel({ name: "net" }, 8), bare([{ name: "strain", shape: [8, 2, 128] }], [{ name: "y", shape: [8, 1] }]))).toEqual([]);
+    expect(modelProblems(withModel({ name: "net" }), bare([{ name: "strain", shape: [-1, 2, 128], datatype: "FP64" }], [{ name: "y", shape: [-1, 1], datatype: "INT64" }]))).toEqual([
+      expect.stringMatching(/input "strain" is FP64, the campaign sends FP32 strain/),
+      expect.stringMatching(/output "y" is INT64; the detection statistic is read as FP32 or FP64/),
+    ]);
+  });
+});

@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SegmentList } from "@timeslide/segments";
-import type { CampaignSpec, JobPayload } from "@timeslide/campaign";
+import { psdFftLength, type CampaignSpec, type JobPayload } from "@timeslide/campaign";
 import { Decimator, DetectorStream, Whitener, decimate, injectInto, readInjections, segmentEdge, synthesize, welchPsd, type InjectionSet } from "@timeslide/strain";
 import { openPiece, type JobContext } from "../src/pipeline.js";
 
@@ -44,7 +44,7 @@ async function wholeRange(a: number, b: number, span0: number, kind: string, ana
     injectInto({ ifo: "H1", start: a - edge + r, sampleRate: FS, data: raw }, injections, { shift: 0, analysed });
     injectInto({ ifo: "H1", start: span0 + r, sampleRate: FS, data: psdRaw }, injections, { shift: 0, analysed });
   }
-  const w = Whitener.fromPsd(welchPsd(psdRaw, FS, { fftlength: inference.fduration }), { sampleRate: FS, ...inference });
+  const w = Whitener.fromPsd(welchPsd(psdRaw, FS, { fftlength: psdFftLength(inference) }), { sampleRate: FS, ...inference });
   const head = w.push(raw);
   const tail = w.flush();
   const out = new Float64Array(head.length + tail.length);

@@ -1,4 +1,4 @@
-export { CampaignSpec, type CampaignSpecInput } from "./schema.js";
+export { CampaignSpec, removalSettings, psdFftLength, type CampaignSpecInput } from "./schema.js";
 export { CampaignError, loadCampaign, parseCampaign, checkConsistency, type LoadedCampaign } from "./load.js";
 export { takeInventory, type DataInventory } from "./inventory.js";
 export {

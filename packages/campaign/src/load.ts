@@ -3,7 +3,7 @@ import { dirname, resolve, basename } from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { maxLightTravelTime } from "@timeslide/segments";
-import { CampaignSpec } from "./schema.js";
+import { CampaignSpec, psdFftLength } from "./schema.js";
 
 /** A refused campaign: every problem found, each naming the file and field. */
 export class CampaignError extends Error {
@@ -112,6 +112,13 @@ export function checkConsistency(spec: CampaignSpec): { problems: string[]; warn
   if (Math.abs(stride - Math.round(stride)) > 1e-6)
     problems.push(`inference.inference_sampling_rate: expected a rate that divides data.sample_rate ${fs} Hz, got ${inf.inference_sampling_rate} Hz`);
   if (inf.highpass >= fs / 2) problems.push(`inference.highpass: expected a frequency below Nyquist (${fs / 2} Hz), got ${inf.highpass} Hz`);
+  const fft = psdFftLength(inf);
+  const fftSamples = fft * fs;
+  if (inf.fftlength !== undefined && (Math.abs(fftSamples - Math.round(fftSamples)) > 1e-6 || (Math.round(fftSamples) & (Math.round(fftSamples) - 1)) !== 0))
+    problems.push(`inference.fftlength: expected a power-of-two number of samples at ${fs} Hz, got ${inf.fftlength} s (${fftSamples} samples)`);
+  if (inf.fftlength !== undefined && inf.fftlength < inf.fduration)
+    problems.push(`inference.fftlength: expected at least fduration (${inf.fduration} s), got ${inf.fftlength} s`);
+  if (fft > inf.psd_length) problems.push(`inference.fftlength: expected at most psd_length (${inf.psd_length} s), got ${fft} s`);
   if (inf.fduration > inf.psd_length) problems.push(`inference.fduration: expected at most psd_length (${inf.psd_length} s), got ${inf.fduration} s`);
   if (inf.kernel_length + inf.fduration / 2 > inf.psd_length)
     problems.push(`inference.psd_length: expected at least kernel_length + fduration/2 (${inf.kernel_length + inf.fduration / 2} s) so the burn-in holds the kernel and filter edges, got ${inf.psd_length} s`);

@@ -340,6 +340,15 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
     files: Object.fromEntries(Object.entries(inputs.inventory.files).map(([ifo, list]) => [ifo, list.map((f) => f.path)])),
     warnings,
   };
+  if (plan.livetime.background_s === 0) {
+    const longest = Math.max(...durations);
+    const maxShift = Math.max(0, ...background!.flat());
+    warnings.push(
+      `background: the plan gives 0 s of background livetime (${background!.length} shift(s), largest ${maxShift} s; longest segment ${longest} s, of which psd_length ${spec.inference.psd_length} s and the edge ${edge} s give no output` +
+        `${spec.background.circular ? "" : ", and a non-circular shift loses its own length"}${inputs.vetoes ? "; vetoes remove the rest" : ""}): ` +
+        `use smaller or fewer shifts, background.circular: true, or more data`,
+    );
+  }
   if (injTimes) {
     plan.injections = { total: injTimes.length, in_analysed_time: injInside, outside: injTimes.length - injInside };
     if (injTimes.length - injInside > 0)

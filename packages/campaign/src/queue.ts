@@ -138,7 +138,7 @@ export async function submitCampaign(o: SubmitOptions): Promise<SubmitResult> {
 
 export interface CampaignStatus {
   campaign: string;
-  state: CampaignMeta["state"];
+  state: CampaignMeta["state"] | "done";
   submitted_at: number;
   jobs: { total: number; waiting: number; active: number; delayed: number; completed: number; failed: number; retrying: number };
   livetime: {
@@ -168,13 +168,16 @@ export async function campaignStatus(redis: Redis, prefix: string, campaign: str
     await queue.close();
   }
   const now = Date.now();
-  const elapsed = meta.first_result_at ? (now - meta.first_result_at) / 1000 : 0;
+  const done = meta.completed + meta.failed >= meta.total_jobs;
+  // Seconds from the first result to now, or to the last result once done (the rate then stays put).
+  const until = done && meta.last_result_at ? meta.last_result_at : now;
+  const elapsed = meta.first_result_at ? (until - meta.first_result_at) / 1000 : 0;
   const rate = elapsed > 0 ? meta.done.background / elapsed : null;
   const remaining = meta.planned.background - meta.done.background;
-  const done = meta.completed + meta.failed >= meta.total_jobs;
   return {
     campaign,
-    state: meta.state,
+    // A finished campaign says so in its state too (not "submitted" beside done: true); cancelled stays cancelled.
+    state: done && meta.state === "submitted" ? "done" : meta.state,
     submitted_at: meta.submitted_at,
     jobs: {
       total: meta.total_jobs,

@@ -37,7 +37,7 @@ export const SegmentsSpec = z
   })
   .refine((s) => !(s.flags && s.file), { message: "give either flags (DQ bits) or file (a segment list), not both" });
 
-export const CampaignSpec = z.strictObject({
+const CampaignFields = z.strictObject({
   name: z
     .string({ error: (i) => expected("a campaign name", i.input) })
     .regex(/^[A-Za-z0-9_-]+$/, { error: (i) => expected("letters, digits, '-' or '_'", i.input) })
@@ -54,6 +54,10 @@ export const CampaignSpec = z.strictObject({
   model: z
     .strictObject({
     name: z.string().min(1).default("detector-stream"),
+    /** the model input that takes the strain; needed only when the model has several */
+    input: z.string().min(1).optional(),
+    /** the model output that is the detection statistic; needed only when the model has several */
+    output: z.string().min(1).optional(),
     version: z
       .union([z.literal("latest"), z.number().int().positive()], { error: (i) => expected('"latest" or a version number', i.input) })
       .default("latest"),
@@ -72,6 +76,8 @@ export const CampaignSpec = z.strictObject({
       psd_length: positive("a burn-in length in s > 0").default(64),
       fduration: positive("a whitening filter length in s > 0").default(1),
       highpass: z.number().nonnegative({ error: (i) => expected("a frequency in Hz ≥ 0", i.input) }).default(32),
+      /** s per Welch segment of the whitening PSD; default: see psdFftLength */
+      fftlength: positive("a PSD segment length in s > 0").optional(),
     })
     .default({ kernel_length: 1.5, inference_sampling_rate: 4, batch_size: 128, psd_length: 64, fduration: 1, highpass: 32 }),
   background: z
@@ -82,7 +88,8 @@ export const CampaignSpec = z.strictObject({
           error: (i) => expected("a number of shifts or a list of shift vectors", i.input),
         })
         .optional(),
-      step: z.number({ error: (i) => expected("a number of seconds", i.input) }).default(1.0),
+      /** default: max(1 s, inference.kernel_length), so the defaults never warn (a step below the kernel does) */
+      step: z.number({ error: (i) => expected("a number of seconds", i.input) }).optional(),
       circular: z.boolean({ error: (i) => expected("true or false", i.input) }).default(false),
       max_job_duration: positive("a duration in s > 0").default(4096),
       /**
@@ -97,6 +104,19 @@ export const CampaignSpec = z.strictObject({
     .refine((b) => (b.livetime === undefined) !== (b.shifts === undefined), {
       message: "give exactly one of livetime (a target) or shifts (a count or a list)",
     }),
+  /** hierarchical removal (DESIGN.md "Real signals in the background"); absent: none */
+  significance: z
+    .strictObject({
+      /** remove up to N saturated zero-lag candidates' neighbourhoods from the background */
+      hierarchical_removal: z
+        .number({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .int({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .nonnegative({ error: (i) => expected("an integer number of removals ≥ 0", i.input) })
+        .default(0),
+      /** s: w in |t + δ_i − t_c| < w; default postprocess.cluster_window */
+      removal_window: positive("a window in s > 0").optional(),
+    })
+    .optional(),
   injections: z
     .strictObject({
       file: z.string().min(1),
@@ -118,5 +138,35 @@ export const CampaignSpec = z.strictObject({
     .default({ redis: "redis://localhost:6379", attempts: 3 }),
 });
 
+/** The campaign file's fields with the defaults that depend on other fields filled in. */
+export const CampaignSpec = CampaignFields.transform((c) => ({
+  ...c,
+  background: { ...c.background, step: c.background.step ?? Math.max(1, c.inference.kernel_length) },
+}));
+
 export type CampaignSpecInput = z.input<typeof CampaignSpec>;
 export type CampaignSpec = z.output<typeof CampaignSpec>;
+
+/** The campaign's hierarchical-removal settings, defaults resolved: N (0: none) and the window w (s). */
+export function removalSettings(spec: Pick<CampaignSpec, "significance" | "postprocess">): { maxRemovals: number; window: number } {
+  return {
+    maxRemovals: spec.significance?.hierarchical_removal ?? 0,
+    window: spec.significance?.removal_window ?? spec.postprocess.cluster_window,
+  };
+}
+
+/**
+ * Welch segment length (s) of the whitening PSD: `inference.fftlength`, else
+ * 4 s, halved while the burn-in would hold fewer than 4 such segments, and
+ * never below `fduration`. Why 4 s: real strain's ASD rises by orders of
+ * magnitude below ~30 Hz, and 1 s Hann segments leak that wall into the
+ * 20–35 Hz band (PSD there 1.5–4× too high, the band under-weighted); 4 s
+ * segments do not. gwpy and aframe also estimate it from segments longer
+ * than the whitening filter.
+ */
+export function psdFftLength(inference: Pick<CampaignSpec["inference"], "fftlength" | "fduration" | "psd_length">): number {
+  if (inference.fftlength !== undefined) return inference.fftlength;
+  let f = 4;
+  while (f > inference.fduration && 4 * f > inference.psd_length) f /= 2;
+  return Math.max(f, inference.fduration);
+}

@@ -310,6 +310,35 @@ background: { shifts: 1, step: 2 }
   });
 });
 
+describe("defaults that do not warn, plans that give nothing", () => {
+  const text = (bg: string, inference = "{ psd_length: 16 }") => `name: defaults
+ifos: [H1, L1]
+data: { files: ["${FIXTURES}/gwosc/*.hdf5"], sample_rate: 512, segments: { min_duration: 32 } }
+inference: ${inference}
+background: ${bg}
+`;
+
+  it("the default step is max(1 s, kernel_length): a campaign with the defaults has no warning", () => {
+    const c = parseCampaign(text("{ shifts: 3 }"), "campaign.yaml");
+    expect(c.spec.background.step).toBe(1.5);
+    expect(c.warnings).toEqual([]);
+    expect(parseCampaign(text("{ shifts: 3 }", "{ psd_length: 16, kernel_length: 0.5 }"), "campaign.yaml").spec.background.step).toBe(1);
+    // A step chosen below the kernel still warns.
+    expect(parseCampaign(text("{ shifts: 3, step: 1 }"), "campaign.yaml").warnings).toEqual([expect.stringMatching(/background\.step 1 s is shorter than inference\.kernel_length 1\.5 s/)]);
+  });
+
+  it("a plan that gives 0 s of background says so", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const { plan } = await prepareCampaign(writeCampaign(dir, text("{ shifts: [[0, 1000]] }")));
+      expect(plan.livetime.background_s).toBe(0);
+      expect(plan.warnings).toEqual([expect.stringMatching(/^background: the plan gives 0 s of background livetime \(1 shift\(s\), largest 1000 s; longest segment \d+ s/)]);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
 describe("a thousand years", () => {
   it("plans more than 2·10^5 jobs in seconds, in queue order, without spreading them on the stack", () => {
     // 30 segments of a day, circular, 8000 shifts: ~2.4·10^5 background jobs of 1 h of livetime each

@@ -136,6 +136,24 @@ describe("submit, resubmit, status and cancel against a real Redis", () => {
     expect(text.stdout).toMatch(/jobs: +3\/\d+ completed/);
   });
 
+  it("a finished campaign's status says done (not submitted) and its rate stays put", async () => {
+    const { campaign, plan } = await prepareCampaign(campaignFile("qd"));
+    await submitCampaign({ redis, prefix, campaign, plan });
+    const record = (j: (typeof plan.jobs)[number]) =>
+      recordJobResult(redis, prefix, "qd", { job_id: j.id, kind: j.payload.kind, livetime: j.payload.livetime, events: 0, loudest: null, path: "x", shifts: 1 });
+    await record(plan.jobs[0]);
+    expect((await campaignStatus(redis, prefix, "qd")).state).toBe("submitted");
+    await new Promise((r) => setTimeout(r, 200));
+    for (const j of plan.jobs.slice(1)) await record(j);
+    const d1 = await campaignStatus(redis, prefix, "qd");
+    expect(d1).toMatchObject({ done: true, state: "done", eta_s: 0 });
+    expect(d1.rate).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await campaignStatus(redis, prefix, "qd")).rate).toBe(d1.rate);
+    const out = cli(["status", "qd", "--json"]);
+    expect(JSON.parse(out.stdout)).toMatchObject({ state: "done", done: true });
+  });
+
   it("an interrupted submit is completed by the next one, skipping jobs already done", async () => {
     const file = campaignFile("qb");
     const { campaign, plan } = await prepareCampaign(file);

@@ -94,6 +94,23 @@ export async function discoverServers(redis: Redis, prefix: string): Promise<str
 
 // ---- pool ----------------------------------------------------------------
 
+/**
+ * Why a live server is not ready: the models its RepositoryIndex lists as
+ * not READY with their reasons (a model that failed to load keeps a Triton
+ * server, and ours, from being ready), so the log and the job's error say
+ * what to fix.
+ */
+async function notReadyReason(client: InferenceClient, probe: { deadlineMs: number }): Promise<string> {
+  try {
+    const failed = (await client.repositoryIndex(probe)).filter((m) => m.state !== "READY" && m.reason && m.reason !== "unloaded");
+    if (failed.length)
+      return `not ready: ${failed.map((m) => `model ${m.name} ${m.state}: ${m.reason.length > 300 ? `${m.reason.slice(0, 300)}...` : m.reason}`).join("; ")}`;
+  } catch {
+    // no index: the plain answer
+  }
+  return "not ready";
+}
+
 export interface ServerPoolOptions {
   /** Fixed endpoints: "host:port,..." or a list. */
   endpoints?: string | readonly string[];
@@ -348,9 +365,9 @@ export class ServerPool implements CarrierProvider {
   private async probe(e: Entry): Promise<void> {
     const probe = { deadlineMs: this.opts.healthTimeoutMs ?? 1000 };
     try {
-      const ok =
-        (await e.client.serverReady(probe)) && (!this.opts.model || (await e.client.modelReady(this.opts.model, "", probe)));
-      this.setHealthy(e, ok, ok ? undefined : "not ready");
+      const serverReady = await e.client.serverReady(probe);
+      const ok = serverReady && (!this.opts.model || (await e.client.modelReady(this.opts.model, "", probe)));
+      this.setHealthy(e, ok, ok ? undefined : serverReady ? `model ${this.opts.model} not ready` : await notReadyReason(e.client, probe));
     } catch (err) {
       this.setHealthy(e, false, (err as Error).message);
     }

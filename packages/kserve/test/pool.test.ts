@@ -98,7 +98,7 @@ describe("ServerPool", () => {
     await c.unloadModel("snapshotter");
     const pool = await ServerPool.create({ endpoints: a.endpoint, model: "snapshotter", serverWaitMs: 300 });
     cleanup.push(() => pool.close());
-    expect(pool.servers()[0]).toMatchObject({ healthy: false, lastError: "not ready" });
+    expect(pool.servers()[0]).toMatchObject({ healthy: false, lastError: "model snapshotter not ready" });
     const seq = pool.openSequence({ model: "snapshotter", geometry: G });
     await expect(seq.send(new Float32Array(12))).rejects.toThrow(/no healthy server for the sequence/);
     // A sequence waits (serverWaitMs) for a server that comes back rather than failing at once.

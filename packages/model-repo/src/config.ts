@@ -194,6 +194,28 @@ export function configWarnings(config: ModelConfig): string[] {
   return out;
 }
 
+/**
+ * What the embedded server does differently with a config written for a
+ * Triton GPU site (`--device gpu`), one note each, logged at load (info, not
+ * a warning: the model is served as exported, in FP32): KIND_GPU
+ * instances run as that many CPU instances (ONNX Runtime on the CPU), and
+ * execution accelerators (TensorRT FP16, OpenVINO, ...) are not applied.
+ */
+export function gpuConfigNotes(config: ModelConfig): string[] {
+  const out: string[] = [];
+  const gpu = (config.instance_group ?? []).filter((g) => g.kind === "KIND_GPU");
+  if (gpu.length) {
+    const n = gpu.reduce((a, g) => a + (Number(g.count) || 1), 0);
+    out.push(`instance_group KIND_GPU: the embedded server runs ONNX Runtime on the CPU: ${n} CPU instance(s) instead (Triton on a GPU node runs them on the GPU)`);
+  }
+  const acc = (config.optimization as { execution_accelerators?: Record<string, Array<{ name?: string }> | undefined> } | undefined)?.execution_accelerators;
+  for (const key of ["gpu_execution_accelerator", "cpu_execution_accelerator"]) {
+    const names = (acc?.[key] ?? []).map((a) => `"${a.name ?? ""}"`);
+    if (names.length) out.push(`optimization.execution_accelerators.${key} ${names.join(", ")} is not applied: the embedded server runs the model as exported (FP32 on the CPU); Triton applies it`);
+  }
+  return out;
+}
+
 /** Writes a ModelConfig as config.pbtxt text (through the schema; unknown fields are errors). */
 export function formatModelConfig(config: ModelConfig): string {
   return formatTextFormat(config as Record<string, unknown>, modelConfigType());

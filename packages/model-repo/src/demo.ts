@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { GraphBuilder, float } from "./onnx.js";
 import type { ModelConfig } from "./config.js";
-import { addEnsemble, addOnnxModel, forGpu, type GpuOptions } from "./repository.js";
+import type { GpuOptions } from "./repository.js";
+import { addModel, addStreaming } from "./manage.js";
 
 /** Deterministic PRNG (mulberry32) so the demo weights are the same everywhere. */
 export function mulberry32(seed: number): () => number {
@@ -161,7 +162,14 @@ export interface DemoRepositoryOptions extends DetectorOptions {
   batch: number;
   /** Detector max_batch_size (default max(batch, 128)). */
   maxBatchSize?: number;
-  /** Write the detector for a Triton GPU site (KIND_GPU instances, optional TensorRT FP16). */
+  /** Detector instances per server (instance_group count; default 1). */
+  instances?: number;
+  /**
+   * Write for a Triton GPU site: the detector through `forGpu` (KIND_GPU,
+   * `instances` per GPU unless gpu.count says, TensorRT FP16 unless
+   * tensorrtFp16: false) and the snapshotter on the GPU too (KIND_GPU, no
+   * accelerator: it only copies the state), as hermes writes them.
+   */
   gpu?: GpuOptions;
   /** Detector dynamic_batching (default true): concurrent requests merge into one run. */
   dynamicBatching?: boolean;
@@ -246,7 +254,11 @@ export function streamingEnsembleConfig(
   };
 }
 
-/** Writes the demo detector, the snapshotter and the `detector-stream` ensemble into `dir`. */
+/**
+ * Writes the demo detector, the snapshotter and the `detector-stream`
+ * ensemble into `dir`, through the same code as `timeslide model-repo add`
+ * and `stream` (addModel, addStreaming).
+ */
 export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): DemoRepository {
   mkdirSync(dir, { recursive: true });
   const detector = o.detectorName ?? "detector";
@@ -254,14 +266,23 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   const ensemble = o.ensembleName ?? "detector-stream";
   const maxBatch = o.maxBatchSize ?? Math.max(o.batch, 128);
   if (maxBatch < o.batch) throw new Error(`maxBatchSize ${maxBatch} is below the streaming batch ${o.batch}`);
-  const snap = { nIfo: o.nIfo, kernel: o.kernel, stride: o.stride, batch: o.batch };
-  const detCfg = detectorConfig(detector, o.nIfo, o.kernel, maxBatch, o.dynamicBatching ?? true);
-  addOnnxModel(dir, o.gpu ? forGpu(detCfg, o.gpu) : detCfg, buildDetector(o), 1);
-  const streams = o.streams ?? DEFAULT_STREAMS;
-  if (!Number.isInteger(streams) || streams < 1) throw new Error(`streams ${streams}: expected a whole number >= 1`);
-  const snapCfg = snapshotterConfig(snapshotter, snap, o.sequenceIdleMicroseconds ?? 60_000_000);
-  snapCfg.instance_group = [{ count: streams, kind: "KIND_CPU" }];
-  addOnnxModel(dir, snapCfg, buildSnapshotter(snap), 1);
-  addEnsemble(dir, streamingEnsembleConfig(ensemble, snapshotter, detector, snap));
-  return { detector, snapshotter, ensemble, stateSize: snapshotSize(snap), updateSize: o.stride * o.batch };
+  addModel(dir, detector, buildDetector(o), {
+    version: 1,
+    maxBatchSize: maxBatch,
+    dynamicBatching: o.dynamicBatching ?? true,
+    instances: { count: o.instances ?? 1, kind: "KIND_CPU" },
+    gpu: o.gpu && { ...o.gpu, count: o.gpu.count ?? o.instances },
+  });
+  const s = addStreaming(dir, ensemble, {
+    model: detector,
+    snapshotter,
+    kernel: o.kernel,
+    stride: o.stride,
+    batch: o.batch,
+    nIfo: o.nIfo,
+    sequenceIdleMicroseconds: o.sequenceIdleMicroseconds,
+    kind: o.gpu ? "KIND_GPU" : undefined,
+    streams: o.streams,
+  });
+  return { detector, snapshotter, ensemble, stateSize: s.stateSize, updateSize: s.updateSize };
 }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { formatModelConfig, readModelConfig, type ModelConfig, type TritonDataType, type VersionPolicy } from "./config.js";
+import { formatModelConfig, readModelConfig, type ModelConfig, type ModelTensorConfig, type TritonDataType, type VersionPolicy } from "./config.js";
 import type { OnnxSignature, TensorSignature } from "./onnx.js";
 
 /** One model folder of a Triton repository: `<repo>/<name>/config.pbtxt` and `<repo>/<name>/<version>/`. */
@@ -98,16 +98,32 @@ export function addEnsemble(repository: string, config: ModelConfig, version = 1
 }
 
 /**
+ * A graph tensor as a config tensor: with a batch axis (`batched`, i.e.
+ * max_batch_size > 0) its first axis is left out of dims, Triton's
+ * convention. A tensor left with no dims (a per-window scalar `[batch]`, or
+ * a rank-0 tensor) gets `dims: [1]` with `reshape: { shape: [] }`: Triton
+ * refuses a tensor without dims ("must specify dims") and the reshape keeps
+ * the graph's own shape. The one rule for every config written from a graph
+ * (`configForOnnx`, `configFromGraph`, so `add`, `stream` and the demo).
+ */
+export function tensorConfig(t: TensorSignature, batched: boolean): ModelTensorConfig {
+  const dims = batched ? t.dims.slice(1) : t.dims;
+  if (dims.length === 0) return { name: t.name, data_type: t.data_type as TritonDataType, dims: [1], reshape: { shape: [] } };
+  return { name: t.name, data_type: t.data_type as TritonDataType, dims };
+}
+
+/**
  * A config for an ONNX file from its graph signature. With maxBatchSize > 0
  * the leading dimension of every input and output is the batch dimension
- * and is left out of dims (Triton's convention).
+ * and is left out of dims (Triton's convention); a `[batch]` tensor gets
+ * `dims: [1]` and an empty reshape (`tensorConfig`).
  */
 export function configForOnnx(name: string, signature: OnnxSignature, maxBatchSize = 0): ModelConfig {
   const strip = (t: TensorSignature, io: string) => {
     if (maxBatchSize > 0 && t.dims.length === 0) {
       throw new Error(`model ${name}: ${io} ${t.name} has no batch dimension but max_batch_size is ${maxBatchSize}`);
     }
-    return { name: t.name, data_type: t.data_type as TritonDataType, dims: maxBatchSize > 0 ? t.dims.slice(1) : t.dims };
+    return tensorConfig(t, maxBatchSize > 0);
   };
   return {
     name,
@@ -124,33 +140,45 @@ export interface GpuOptions {
   count?: number;
   /** GPU ids (default: all GPUs Triton sees). */
   gpus?: number[];
-  /** ONNX Runtime's TensorRT execution accelerator in FP16 (Triton's gpu_execution_accelerator block). */
+  /**
+   * ONNX Runtime's TensorRT execution accelerator in FP16 (Triton's
+   * gpu_execution_accelerator block). Default true, as `model-repo --device gpu`
+   * writes it; false (`--no-tensorrt`): ONNX Runtime's CUDA provider alone.
+   */
   tensorrtFp16?: boolean;
-  /** TensorRT workspace (default 1 GiB). */
+  /** TensorRT workspace (default 1 GiB, Triton's default). */
   maxWorkspaceBytes?: number;
   /** Dynamic batching queue delay, µs (GPU sites gather larger batches); absent: keep the config's. */
   maxQueueDelayMicroseconds?: number;
 }
 
+/** TensorRT's workspace written in the accelerator block: 1 GiB (the ONNX Runtime backend's default). */
+export const TENSORRT_WORKSPACE_BYTES = 1 << 30;
+
 /**
- * The same config for a Triton GPU site: KIND_GPU instance groups and,
- * optionally, the TensorRT FP16 accelerator. The embedded CPU server reads
- * such a config too (it runs `count` CPU instances and ignores the accelerator).
+ * The block Triton's ONNX Runtime backend reads to run a model through
+ * TensorRT (parameters `precision_mode`, `max_workspace_size_bytes`; see the
+ * backend's README, "ONNX Runtime with TensorRT optimization").
+ */
+export function tensorrtAccelerator(maxWorkspaceBytes = TENSORRT_WORKSPACE_BYTES): Record<string, unknown> {
+  return { name: "tensorrt", parameters: { precision_mode: "FP16", max_workspace_size_bytes: String(maxWorkspaceBytes) } };
+}
+
+/**
+ * The same config for a Triton GPU site: a KIND_GPU instance group and,
+ * unless `tensorrtFp16: false`, the TensorRT FP16 accelerator. The one place
+ * that writes a model for GPUs: `model-repo add|demo --device gpu` come here
+ * (the snapshotter gets the instance group only: see `writeDemoRepository`).
+ * The embedded server reads such a config too: it runs `count` CPU instances
+ * and ignores the accelerator, with a note in its log (`gpuConfigNotes`).
  */
 export function forGpu(config: ModelConfig, o: GpuOptions = {}): ModelConfig {
   const out: ModelConfig = structuredClone(config);
   out.instance_group = [{ count: o.count ?? 1, kind: "KIND_GPU", ...(o.gpus ? { gpus: o.gpus } : {}) }];
-  if (o.tensorrtFp16) {
+  if (o.tensorrtFp16 ?? true) {
     out.optimization = {
       ...(out.optimization ?? {}),
-      execution_accelerators: {
-        gpu_execution_accelerator: [
-          {
-            name: "tensorrt",
-            parameters: { precision_mode: "FP16", max_workspace_size_bytes: String(o.maxWorkspaceBytes ?? 1 << 30) },
-          },
-        ],
-      },
+      execution_accelerators: { gpu_execution_accelerator: [tensorrtAccelerator(o.maxWorkspaceBytes)] },
     };
   }
   if (o.maxQueueDelayMicroseconds !== undefined && out.dynamic_batching) {

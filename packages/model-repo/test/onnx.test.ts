@@ -162,5 +162,32 @@ describe("GPU site configs", () => {
       parameters: { precision_mode: "FP16", max_workspace_size_bytes: "1073741824" },
     });
     expect(det.dynamic_batching).toEqual({ max_queue_delay_microseconds: 500 });
+    // The snapshotter runs on the GPU too (its state stays there), without an accelerator: it only copies.
+    const snap = readModel(dir, "snapshotter").config;
+    expect(snap.instance_group).toEqual([{ count: 8, kind: "KIND_GPU" }]); // streams (default 8): one sequence slot per instance
+    expect(snap.optimization).toBeUndefined();
+  });
+
+  it("the TensorRT FP16 block is the default on GPUs, tensorrtFp16: false drops it; instances count per GPU; the CPU repository is unchanged", () => {
+    const on = mkdtempSync(join(tmpdir(), "gpu-repo-"));
+    writeDemoRepository(on, { nIfo: 2, kernel: 32, stride: 4, batch: 8, instances: 3, gpu: {} });
+    const det = readModel(on, "detector").config;
+    expect(det.instance_group).toEqual([{ count: 3, kind: "KIND_GPU" }]);
+    expect((det.optimization as any).execution_accelerators.gpu_execution_accelerator).toEqual([
+      { name: "tensorrt", parameters: { precision_mode: "FP16", max_workspace_size_bytes: "1073741824" } },
+    ]);
+    expect(readModel(on, "snapshotter").config.instance_group).toEqual([{ count: 8, kind: "KIND_GPU" }]);
+
+    const off = mkdtempSync(join(tmpdir(), "gpu-repo-"));
+    writeDemoRepository(off, { nIfo: 2, kernel: 32, stride: 4, batch: 8, gpu: { tensorrtFp16: false } });
+    expect(readModel(off, "detector").config).toMatchObject({ instance_group: [{ count: 1, kind: "KIND_GPU" }] });
+    expect(readModel(off, "detector").config.optimization).toBeUndefined();
+    expect(readFileSync(join(off, "detector", "config.pbtxt"), "utf8")).not.toContain("tensorrt");
+
+    const cpu = mkdtempSync(join(tmpdir(), "cpu-repo-"));
+    writeDemoRepository(cpu, { nIfo: 2, kernel: 32, stride: 4, batch: 8, instances: 2 });
+    expect(readModel(cpu, "detector").config.instance_group).toEqual([{ count: 2, kind: "KIND_CPU" }]);
+    expect(readModel(cpu, "snapshotter").config.instance_group).toEqual([{ count: 8, kind: "KIND_CPU" }]);
+    for (const m of ["detector", "snapshotter"]) expect(readModel(cpu, m).config.optimization).toBeUndefined();
   });
 });

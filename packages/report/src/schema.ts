@@ -23,8 +23,21 @@ export const ReportJson = z.strictObject({
       ifar_years: num,
       p_value: z.number(),
       saturated: z.boolean(),
+      /** hierarchical removal: FAR against the background left after the removals made before this candidate */
+      far_per_year_exclusive: num.optional(),
     }),
   ),
+  /** hierarchical removal: what was taken out of the background, in the order removed */
+  removed: z
+    .array(
+      z.strictObject({
+        time: z.number(),
+        detection_statistic: z.number(),
+        events_removed: z.number().int().nonnegative(),
+        livetime_removed_s: z.number().nonnegative(),
+      }),
+    )
+    .optional(),
   injections: z.strictObject({
     injected: z.number().int().nonnegative(),
     found: z.array(z.strictObject({ far_per_year: num, found: z.number().int().nonnegative(), efficiency: z.number() })),
@@ -47,6 +60,8 @@ export interface ReportExtras {
     far_per_year: number;
     bins: { snr_low: number; snr_high: number; injected: number; found: number; efficiency: number; error: number }[];
   };
+  /** hierarchical removal: the settings, the background livetime left, and per foreground row (report order) whether its exclusive FAR is a bound */
+  removal?: { hierarchical_removal: number; removal_window: number; background_left_s: number; exclusive_saturated: boolean[] };
   /** the distance unit or name of the volume V0 (e.g. "Mpc^3") */
   volume_unit?: string;
 }

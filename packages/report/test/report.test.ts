@@ -140,3 +140,26 @@ describe("report.html", () => {
     await page.close();
   });
 });
+
+describe("report with hierarchical removal", () => {
+  it("report.json carries far_per_year_exclusive and removed[]; report.html shows inclusive and exclusive FAR and what was removed", async () => {
+    const base = sampleReport();
+    const r = ReportJson.parse({
+      ...base,
+      foreground: base.foreground.map((c, i) => ({ ...c, far_per_year_exclusive: i === 1 ? 0.5 : c.far_per_year })),
+      removed: [{ time: 1187008011.87, detection_statistic: 10.5, events_removed: 16, livetime_removed_s: 120 }],
+    });
+    expect(() => ReportJson.parse({ ...r, removed: [{ time: 1, detection_statistic: 2, events_removed: -1, livetime_removed_s: 0 }] })).toThrow();
+    const html = await renderReportHtml(r, {
+      removal: { hierarchical_removal: 1, removal_window: 8, background_left_s: r.livetime.background_s - 120, exclusive_saturated: [true, true, false] },
+    });
+    expect(html).toContain("FAR (/yr) inclusive");
+    expect(html).toContain("FAR (/yr) exclusive");
+    expect(html).toContain('<table id="removed">');
+    expect(html).toMatch(/<td>1<\/td><td>1187008011\.8700<\/td><td>10\.5<\/td><td>16<\/td><td>120<\/td>/);
+    expect(html).toContain("≤ 0.5"); // the second candidate: saturated against the exclusive background
+    const none = await renderReportHtml(sampleReport(), {});
+    expect(none).not.toContain("exclusive");
+    expect(none).not.toContain("Hierarchical removal");
+  });
+});

@@ -20,6 +20,21 @@ export const DETECTOR_VERTICES: Readonly<Record<string, readonly [number, number
 
 export const KNOWN_IFOS = Object.keys(DETECTOR_VERTICES) as readonly string[];
 
+/**
+ * Unit vectors along each detector's x and y arms, in the same Earth-fixed
+ * frame as DETECTOR_VERTICES: the published site constants as tabulated in
+ * LALSuite's LALDetectors.h (LIGO: Althouse et al. 1999; conventions of
+ * Anderson et al. 2001, LIGO-T010110). The response tensor is (x xᵀ − y yᵀ) / 2.
+ */
+export const DETECTOR_ARMS: Readonly<Record<string, { readonly x: readonly [number, number, number]; readonly y: readonly [number, number, number] }>> = {
+  H1: { x: [-0.22389266154, 0.79983062746, 0.55690487831], y: [-0.91397818574, 0.02609403989, -0.40492342125] },
+  L1: { x: [-0.95457412153, -0.1415807734, -0.26218911324], y: [0.29774156894, -0.48791033647, -0.82054461286] },
+  V1: { x: [-0.70045821479, 0.20848948619, 0.68256166277], y: [-0.05379255368, -0.96908180549, 0.24080451708] },
+  K1: { x: [-0.375904, -0.8361583, 0.3994189], y: [0.7164378, 0.01114076, 0.697562] },
+};
+
+export { SPEED_OF_LIGHT };
+
 /** Light-travel time between two detectors' vertices, in seconds. */
 export function lightTravelTime(a: string, b: string): number {
   const pa = DETECTOR_VERTICES[a];

@@ -57,9 +57,9 @@ function merge(jobs, perJob) {
       fillJob(j, stat, time, shift);
       part.addJob(`bg-${j}`, { livetime: JOB_LIVETIME, detection_statistic: stat, time, shift });
     }
-    // the last partial re-adds a job already counted: it must count once
-    if (a + PARTIAL >= jobs && jobs > 1) { fillJob(0, stat, time, shift); part.addJob("bg-0", { livetime: JOB_LIVETIME, detection_statistic: stat, time, shift }); }
     total.merge(part);
+    // a job already counted, written again: it must count once
+    if (a + PARTIAL >= jobs && jobs > 1) { fillJob(0, stat, time, shift); if (total.addJob("bg-0", { livetime: JOB_LIVETIME, detection_statistic: stat, time, shift })) throw new Error("bg-0 counted twice"); }
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }
   const ms = performance.now() - t0;

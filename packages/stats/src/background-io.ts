@@ -1,13 +1,15 @@
 // background.h5: the summary's kept loudest events in the events layout, plus
-// /histogram (the bulk) and /jobs (provenance: one row per counted job).
-// An events file from any other writer (all events, no /histogram) reads too.
+// /bulk (every event's bin: key, count, smallest value; bins.ts) and /jobs
+// (provenance: one row per counted job). An events file from any other
+// writer (all events, no /bulk) reads too.
 
-import { BackgroundSummary, DEFAULT_BIN_WIDTH, DEFAULT_CAPACITY } from "./summary.js";
+import { StatisticHistogram, MANTISSA_BITS } from "./bins.js";
+import { BackgroundSummary, DEFAULT_CAPACITY } from "./summary.js";
 import { readColumns, readEventsFile, readStrings, writeEvents } from "./events-io.js";
 
 export async function writeBackground(path: string, s: BackgroundSummary, meta: { ifos: string[]; campaign?: string }): Promise<void> {
   const L = s.loudest();
-  const h = s.histogram();
+  const bulk = s.bulk();
   const ids = s.jobIds();
   await writeEvents(
     path,
@@ -21,7 +23,7 @@ export async function writeBackground(path: string, s: BackgroundSummary, meta: 
       exact_above: s.exactAbove,
     },
     {
-      histogram: { attrs: { bin_width: h.binWidth, offset: h.offset }, datasets: { counts: h.counts } },
+      bulk: { attrs: { mantissa_bits: MANTISSA_BITS }, datasets: { key: bulk.key, count: bulk.count, min: bulk.min } },
       jobs: {
         datasets: {
           job_id: ids,
@@ -38,14 +40,18 @@ export async function writeBackground(path: string, s: BackgroundSummary, meta: 
  * background.h5) restore the bulk; plain events files (any writer) are taken
  * whole, kept exactly when they have at most `capacity` events.
  */
-export async function readBackground(path: string, opts: { capacity?: number; binWidth?: number } = {}): Promise<BackgroundSummary> {
+export async function readBackground(path: string, opts: { capacity?: number } = {}): Promise<BackgroundSummary> {
   const { events, attrs } = await readEventsFile(path);
-  const hist = await readColumns(path, "histogram");
   const nIfo = Math.max(events.nIfo, 1);
-  if (hist && hist.columns.counts) {
-    const binWidth = Number(hist.attrs.bin_width);
-    const offset = Number(hist.attrs.offset);
-    if (!(binWidth > 0) || !Number.isInteger(offset)) throw new Error(`${path}: /histogram attrs bin_width, offset: expected a positive width and an integer offset`);
+  if (await readColumns(path, "histogram"))
+    throw new Error(`${path}: /histogram: fixed-width bins of an earlier timeslide, which this version does not read: aggregate the campaign again (timeslide report CAMPAIGN)`);
+  const bulkCols = await readColumns(path, "bulk");
+  if (bulkCols) {
+    const bits = Number(bulkCols.attrs.mantissa_bits);
+    if (bits !== MANTISSA_BITS) throw new Error(`${path}: /bulk attr mantissa_bits: expected ${MANTISSA_BITS}, got ${bulkCols.attrs.mantissa_bits}`);
+    const { key, count, min } = bulkCols.columns;
+    if (!key || !count || !min) throw new Error(`${path}: /bulk: expected datasets key, count and min`);
+    const bulk = StatisticHistogram.fromColumns({ key, count, min }, `${path}: /bulk`);
     const exactAbove = attrs.exact_above === undefined ? -Infinity : Number(attrs.exact_above);
     const jobIds = (await readStrings(path, "jobs/job_id")) ?? [];
     const jobCols = await readColumns(path, "jobs");
@@ -57,11 +63,10 @@ export async function readBackground(path: string, opts: { capacity?: number; bi
     const s = BackgroundSummary.fromParts({
       nIfo,
       capacity: Number(attrs.capacity ?? events.detection_statistic.length),
-      binWidth,
       exactAbove,
       jobs,
       loudest: { ...events, job_id: loudestJobs },
-      histogram: { offset, counts: hist.columns.counts },
+      bulk,
     });
     if (Math.abs(s.livetime - events.livetime) > 1e-6 * Math.max(1, events.livetime)) {
       throw new Error(`${path}: /events attr livetime ${events.livetime} s disagrees with /jobs/livetime sum ${s.livetime} s`);
@@ -69,7 +74,7 @@ export async function readBackground(path: string, opts: { capacity?: number; bi
     return s;
   }
   const n = events.detection_statistic.length;
-  const s = new BackgroundSummary({ nIfo, capacity: Math.max(opts.capacity ?? DEFAULT_CAPACITY, Math.min(n, 5_000_000), 1), binWidth: opts.binWidth ?? DEFAULT_BIN_WIDTH });
+  const s = new BackgroundSummary({ nIfo, capacity: Math.max(opts.capacity ?? DEFAULT_CAPACITY, Math.min(n, 5_000_000), 1) });
   s.addJob(events.job_id ?? `file:${path}`, events.nIfo ? events : { ...events, shift: new Float64Array(n) });
   return s;
 }

@@ -31,7 +31,13 @@ export interface EventSet {
 /** Extra content of an events file beside /events (aggregated sets). */
 export interface ExtraGroup {
   attrs?: Record<string, number | string | string[]>;
-  datasets?: Record<string, Float64Array | BigInt64Array | Int32Array | string[]>;
+  datasets?: Record<string, Float64Array | BigInt64Array | Int32Array | string[] | ShapedData>;
+}
+
+/** A numeric dataset of more than one dimension (row-major). */
+export interface ShapedData {
+  data: Float64Array | BigInt64Array | Int32Array;
+  shape: number[];
 }
 
 /** A whole events file as read back: the event set, the other /events attrs, and any extra groups. */
@@ -250,7 +256,10 @@ export async function writeEvents(
       for (const [name, grp] of Object.entries(extra)) {
         const eg = f.create_group(name);
         for (const [k, v] of Object.entries(grp.attrs ?? {})) eg.create_attribute(k, v, null, typeof v === "number" ? "<d" : null);
-        for (const [k, v] of Object.entries(grp.datasets ?? {})) writeDataset(eg, k, v);
+        for (const [k, v] of Object.entries(grp.datasets ?? {})) {
+          if (Array.isArray(v) || ArrayBuffer.isView(v)) writeDataset(eg, k, v);
+          else writeDataset(eg, k, v.data, v.shape);
+        }
       }
     } finally {
       f.close();

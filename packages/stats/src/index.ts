@@ -1,7 +1,8 @@
 export { windowSamples, integrate, cluster, type Series, type Clusters } from "./postprocess.js";
 export { JULIAN_YEAR_S, significance, countAtLeastSorted, farCurveSorted, thinFarCurve, type FarPoint, type Significance } from "./far.js";
-export { BackgroundSummary, chooseCapacity, DEFAULT_CAPACITY, DEFAULT_BIN_WIDTH, type SummaryOptions, type JobEvents } from "./summary.js";
-export { readEvents, readEventsFile, writeEvents, readColumns, readStrings, h5, SLICE_ROWS, type EventSet, type EventsFile, type ExtraGroup } from "./events-io.js";
+export { BackgroundSummary, chooseCapacity, DEFAULT_CAPACITY, type SummaryOptions, type JobEvents } from "./summary.js";
+export { StatisticHistogram, binKey, MANTISSA_BITS, type BinColumns } from "./bins.js";
+export { readEvents, readEventsFile, writeEvents, readColumns, readStrings, h5, SLICE_ROWS, type EventSet, type EventsFile, type ExtraGroup, type ShapedData } from "./events-io.js";
 export { writeBackground, readBackground } from "./background-io.js";
 export {
   loudestPerInjection,
@@ -15,3 +16,14 @@ export {
   type VolumePoint,
   type EfficiencyBin,
 } from "./injections.js";
+export {
+  hierarchicalRemoval,
+  exclusiveSignificance,
+  RemovedStatistics,
+  type RemovalCandidate,
+  type RemovalTake,
+  type RemovedEntry,
+  type HierarchicalResult,
+  type HierarchicalOptions,
+} from "./removal.js";
+export { gridGroup, producedSamples, JobFileReader, type JobGrid, type GridRow } from "./grid.js";

@@ -1,23 +1,24 @@
 // Bounded-memory, mergeable summary of a background event set:
 //  - the loudest `capacity` events, kept exactly (time, statistic, shift, job);
-//  - a fixed-width histogram of every event for the bulk;
-//  - per job: livetime, event count and its own histogram, so that a job seen
-//    twice (in one summary or across merged summaries) is counted once.
+//  - a histogram of every event whose bins follow the statistic's scale
+//    (bins.ts: 2^-14 relative width, each bin's smallest value kept);
+//  - per job: its id, livetime and event count, so a job is counted once.
 // n(x) is exact for every x above `exactAbove` (the loudest statistic ever
-// dropped from the kept set); below it the histogram gives an upper bound.
+// dropped from the kept set) and at every bin's smallest value below it;
+// elsewhere below it the histogram gives an upper bound (never an
+// under-count: FAR stays conservative). Counts add, so the result does not
+// depend on the order jobs are folded in.
 
+import { StatisticHistogram, type BinColumns } from "./bins.js";
 import { countAtLeastSorted, farCurveSorted, significance, JULIAN_YEAR_S, type FarPoint, type Significance } from "./far.js";
 
 export const DEFAULT_CAPACITY = 10_000;
-export const DEFAULT_BIN_WIDTH = 0.05;
 
 export interface SummaryOptions {
   /** number of ifos (columns of the shift vector) */
   nIfo: number;
   /** loudest events kept exactly; see `chooseCapacity` */
   capacity?: number;
-  /** histogram bin width in detection-statistic units */
-  binWidth?: number;
 }
 
 /** One job's background events (columns, shift row-major [n, nIfo]). */
@@ -31,8 +32,6 @@ export interface JobEvents {
 interface JobEntry {
   livetime: number;
   events: number;
-  histOffset: number;
-  hist: Uint32Array | null; // null when loaded from a file without per-job histograms
 }
 
 /**
@@ -48,7 +47,6 @@ export function chooseCapacity(backgroundLivetime: number, foregroundLivetime: n
 export class BackgroundSummary {
   readonly nIfo: number;
   readonly capacity: number;
-  readonly binWidth: number;
   private jobs = new Map<string, JobEntry>();
   private jobNames: string[] = [];
   private jobIndex = new Map<string, number>();
@@ -61,8 +59,7 @@ export class BackgroundSummary {
   private sorted = true;
   private cutoff = -Infinity; // values <= cutoff are dropped on arrival
   private dropped = -Infinity; // loudest value ever dropped
-  private histOffset = 0;
-  private hist = new Float64Array(0);
+  private hist = new StatisticHistogram();
   private totalEvents = 0;
   private totalLivetime = 0;
 
@@ -71,8 +68,6 @@ export class BackgroundSummary {
     this.nIfo = opts.nIfo;
     this.capacity = opts.capacity ?? DEFAULT_CAPACITY;
     if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new Error(`BackgroundSummary: capacity must be a positive integer, got ${this.capacity}`);
-    this.binWidth = opts.binWidth ?? DEFAULT_BIN_WIDTH;
-    if (!(this.binWidth > 0)) throw new Error(`BackgroundSummary: binWidth must be > 0, got ${this.binWidth}`);
     const cap = 2 * this.capacity;
     this.stat = new Float64Array(cap);
     this.time = new Float64Array(cap);
@@ -102,16 +97,8 @@ export class BackgroundSummary {
   }
   /** n(x) is exact for x strictly above this value (−Infinity: exact everywhere). */
   get exactAbove(): number {
+    this.compact(); // events beyond capacity are dropped (and `dropped` raised) only here
     return this.dropped;
-  }
-
-  /** Bin b holds [b·w, (b+1)·w) with the edges as computed in float64, so n at an edge is exact. */
-  private bin(x: number): number {
-    const w = this.binWidth;
-    let b = Math.floor(x / w);
-    if (x < b * w) b--;
-    else if (x >= (b + 1) * w) b++;
-    return b;
   }
 
   private nameIndex(id: string): number {
@@ -122,24 +109,6 @@ export class BackgroundSummary {
       this.jobIndex.set(id, k);
     }
     return k;
-  }
-
-  private addHist(offset: number, counts: ArrayLike<number>, sign: 1 | -1): void {
-    if (counts.length === 0) return;
-    if (this.hist.length === 0) {
-      this.hist = new Float64Array(counts.length);
-      this.histOffset = offset;
-    }
-    const lo = Math.min(offset, this.histOffset);
-    const hi = Math.max(offset + counts.length, this.histOffset + this.hist.length);
-    if (lo !== this.histOffset || hi - lo !== this.hist.length) {
-      const grown = new Float64Array(hi - lo);
-      grown.set(this.hist, this.histOffset - lo);
-      this.hist = grown;
-      this.histOffset = lo;
-    }
-    const base = offset - this.histOffset;
-    for (let i = 0; i < counts.length; i++) this.hist[base + i] += sign * counts[i];
   }
 
   private push(stat: number, time: number, shift: ArrayLike<number>, shiftAt: number, job: number): void {
@@ -203,25 +172,12 @@ export class BackgroundSummary {
       throw new Error(`job ${jobId}: expected time [${m}] and shift [${m}, ${this.nIfo}], got time [${ev.time.length}] and shift of ${ev.shift.length} values`);
     }
     if (!(ev.livetime >= 0)) throw new Error(`job ${jobId}: livetime must be >= 0, got ${ev.livetime}`);
-    // the job's own histogram (dense between its quietest and loudest bin)
-    let lo = Infinity;
-    let hi = -Infinity;
     const st = ev.detection_statistic;
     for (let i = 0; i < m; i++) {
-      const x = st[i];
-      if (Number.isNaN(x)) throw new Error(`job ${jobId}: detection_statistic[${i}] is NaN`);
-      if (x < lo) lo = x;
-      if (x > hi) hi = x;
+      if (Number.isNaN(st[i])) throw new Error(`job ${jobId}: detection_statistic[${i}] is NaN`);
     }
-    let offset = 0;
-    let hist = new Uint32Array(0);
-    if (m > 0) {
-      offset = this.bin(lo);
-      hist = new Uint32Array(this.bin(hi) - offset + 1);
-      for (let i = 0; i < m; i++) hist[this.bin(st[i]) - offset]++;
-    }
-    this.jobs.set(jobId, { livetime: ev.livetime, events: m, histOffset: offset, hist });
-    this.addHist(offset, hist, 1);
+    for (let i = 0; i < m; i++) this.hist.add(st[i]);
+    this.jobs.set(jobId, { livetime: ev.livetime, events: m });
     this.totalEvents += m;
     this.totalLivetime += ev.livetime;
     const k = this.nameIndex(jobId);
@@ -230,36 +186,24 @@ export class BackgroundSummary {
   }
 
   /**
-   * Merge another summary into this one (associative and commutative in
-   * every exact quantity). Jobs present in both are counted once: the other
-   * summary's copy of such a job (kept events and histogram) is skipped.
+   * Merge another summary of other jobs into this one (associative and
+   * commutative in every exact quantity). A job in both would be counted
+   * twice (the bulk keeps no per-job record), so it is refused, named.
    */
   merge(other: BackgroundSummary): this {
-    if (other.nIfo !== this.nIfo || other.binWidth !== this.binWidth) {
-      throw new Error(`merge: summaries differ (nIfo ${this.nIfo} vs ${other.nIfo}, binWidth ${this.binWidth} vs ${other.binWidth})`);
-    }
+    if (other.nIfo !== this.nIfo) throw new Error(`merge: summaries differ (nIfo ${this.nIfo} vs ${other.nIfo})`);
+    for (const id of other.jobs.keys())
+      if (this.jobs.has(id)) throw new Error(`merge: job ${id} is in both summaries: merge summaries of disjoint jobs (addJob skips a job already counted)`);
     other.compact();
-    const skip = new Set<number>();
     const remap = new Int32Array(other.jobNames.length);
-    for (let k = 0; k < other.jobNames.length; k++) {
-      const id = other.jobNames[k];
-      const entry = other.jobs.get(id);
-      if (!entry) continue;
-      if (this.jobs.has(id)) {
-        skip.add(k);
-        continue;
-      }
-      if (!entry.hist) throw new Error(`merge: job ${id} has no histogram (summary read from a file), cannot merge`);
+    for (let k = 0; k < other.jobNames.length; k++) remap[k] = this.nameIndex(other.jobNames[k]);
+    for (const [id, entry] of other.jobs) {
       this.jobs.set(id, { ...entry });
-      this.addHist(entry.histOffset, entry.hist, 1);
       this.totalEvents += entry.events;
       this.totalLivetime += entry.livetime;
-      remap[k] = this.nameIndex(id);
     }
-    for (let i = 0; i < other.n; i++) {
-      if (skip.has(other.job[i])) continue;
-      this.push(other.stat[i], other.time[i], other.shift, i * this.nIfo, remap[other.job[i]]);
-    }
+    this.hist.addAll(other.hist);
+    for (let i = 0; i < other.n; i++) this.push(other.stat[i], other.time[i], other.shift, i * this.nIfo, remap[other.job[i]]);
     // the other summary's dropped events stay dropped
     if (other.dropped > this.dropped) this.dropped = other.dropped;
     if (other.dropped > this.cutoff) this.cutoff = other.dropped;
@@ -267,15 +211,15 @@ export class BackgroundSummary {
     return this;
   }
 
-  /** n(x): background events with statistic >= x; exact above `exactAbove`, else a histogram upper bound. */
+  /**
+   * n(x): background events with statistic >= x. Exact above `exactAbove`
+   * and at each bin's smallest value; elsewhere every event of x's bin is
+   * counted as louder (an upper bound within 2^-14 of x).
+   */
   countAtLeast(x: number): { n: number; exact: boolean } {
     this.compact();
     if (x > this.dropped) return { n: countAtLeastSorted(this.stat.subarray(0, this.n), x), exact: true };
-    // every event in x's bin counted as louder: never under-counts, so FAR stays conservative
-    const b = Math.max(this.bin(x) - this.histOffset, 0);
-    let n = 0;
-    for (let i = b; i < this.hist.length; i++) n += this.hist[i];
-    return { n, exact: false };
+    return this.hist.countAtLeast(x);
   }
 
   /** Significance of a candidate with statistic x given the foreground livetime T_fg (s). */
@@ -297,15 +241,15 @@ export class BackgroundSummary {
     };
   }
 
-  /** Histogram of every event: counts[i] covers [(offset+i)·w, (offset+i+1)·w). */
-  histogram(): { binWidth: number; offset: number; counts: Float64Array } {
-    return { binWidth: this.binWidth, offset: this.histOffset, counts: this.hist.slice() };
+  /** The bulk: every event's bin (key, count, smallest value), for background.h5. */
+  bulk(): BinColumns {
+    return this.hist.toColumns();
   }
 
   /**
    * Background FAR curve: one point per distinct kept statistic in the exact
-   * region, then at histogram bin lower edges below it (n at a bin edge is
-   * exact: it is the count of whole bins above).
+   * region, then one per histogram bin below it, at the bin's smallest value
+   * (where n is exact).
    */
   farCurve(): FarPoint[] {
     this.compact();
@@ -313,35 +257,27 @@ export class BackgroundSummary {
     const kept = this.stat.subarray(0, this.n);
     const curve = farCurveSorted(kept, T).filter((p) => p.detection_statistic > this.dropped);
     if (this.dropped === -Infinity) return curve;
-    let n = 0;
-    const edgeBin = this.bin(this.dropped); // first edge at or below every inexact point
-    for (let i = this.hist.length - 1; i >= 0; i--) {
-      n += this.hist[i];
-      const b = this.histOffset + i;
-      if (b > edgeBin || this.hist[i] === 0) continue;
-      curve.push({ detection_statistic: b * this.binWidth, far_per_year: (n * JULIAN_YEAR_S) / T });
-    }
+    for (const p of this.hist.points()) if (p.x <= this.dropped) curve.push({ detection_statistic: p.x, far_per_year: (p.n * JULIAN_YEAR_S) / T });
     return curve;
   }
 
-  /** Rebuild from saved parts (background.h5): per-job histograms are not kept in files. */
+  /** Rebuild from saved parts (background.h5). */
   static fromParts(p: {
     nIfo: number;
     capacity: number;
-    binWidth: number;
     exactAbove: number;
     jobs: { job_id: string; livetime: number; events: number }[];
     loudest: { detection_statistic: ArrayLike<number>; time: ArrayLike<number>; shift: ArrayLike<number>; job_id: string[] };
-    histogram: { offset: number; counts: ArrayLike<number> };
+    bulk: StatisticHistogram;
   }): BackgroundSummary {
-    const s = new BackgroundSummary({ nIfo: p.nIfo, capacity: Math.max(p.capacity, p.loudest.detection_statistic.length, 1), binWidth: p.binWidth });
+    const s = new BackgroundSummary({ nIfo: p.nIfo, capacity: Math.max(p.capacity, p.loudest.detection_statistic.length, 1) });
     for (const j of p.jobs) {
-      s.jobs.set(j.job_id, { livetime: j.livetime, events: j.events, histOffset: 0, hist: null });
+      s.jobs.set(j.job_id, { livetime: j.livetime, events: j.events });
       s.nameIndex(j.job_id);
       s.totalEvents += j.events;
       s.totalLivetime += j.livetime;
     }
-    s.addHist(p.histogram.offset, p.histogram.counts, 1);
+    s.hist = p.bulk;
     s.dropped = p.exactAbove;
     s.cutoff = p.exactAbove;
     const L = p.loudest;

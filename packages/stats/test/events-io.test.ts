@@ -111,7 +111,7 @@ describe("background files", () => {
   it("background.h5 round trip keeps counts, exact region and histogram", async () => {
     let seed = 3;
     const r = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
-    const s = new BackgroundSummary({ nIfo: 2, capacity: 30, binWidth: 0.25 });
+    const s = new BackgroundSummary({ nIfo: 2, capacity: 30 });
     for (let j = 0; j < 8; j++) {
       const st = Float64Array.from({ length: 50 }, () => -Math.log(r()));
       s.addJob(`bg-${j}`, { livetime: 1000, detection_statistic: st, time: Float64Array.from(st, (_, i) => i), shift: new Float64Array(100).fill(j) });

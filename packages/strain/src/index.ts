@@ -23,6 +23,16 @@ export {
   type InjectReport,
 } from "./injections.js";
 export { synthesize, type SynthOptions, type SynthResult } from "./synth.js";
-export { aLigoDesignPsd } from "./aligo.js";
+export { aLigoDesignPsd, observingRunPsd, seismicWallPsd } from "./aligo.js";
+export {
+  spectralLines,
+  readGlitchList,
+  DEFAULT_GLITCH_RATE,
+  GLITCH_FILE,
+  type Glitch,
+  type GlitchKind,
+  type SpectralLine,
+} from "./realism.js";
+export { antennaResponse, timeDelayFromGeocenter, greenwichMeanSiderealTime, gpsToUnix } from "./sky.js";
 export { optimalSnr } from "./waveform.js";
 export { writeStrainFile, writeInjectionFile, type StrainFileSpec, type InjectionFileSpec } from "./write.js";

@@ -42,8 +42,10 @@ export interface WhitenedStrainOptions {
   sampleRate: number;
   /** s of strain from `psdStart` that estimate the PSD */
   psdLength: number;
-  /** s, whitening filter length (also the Welch segment length) */
+  /** s, whitening filter length */
   fduration: number;
+  /** s per Welch segment of the PSD (default fduration) */
+  fftlength?: number;
   highpass?: number;
   /** the analysable segment [s, e): nothing outside it is read */
   segment: readonly [number, number];
@@ -148,7 +150,7 @@ export async function openWhitenedStrain(stream: DetectorStream, o: WhitenedStra
       t += win.lo / fs;
     }
     o.inject?.(t, fs, x, "psd");
-    psd = welchPsd(x, fs, { fftlength: o.fduration });
+    psd = welchPsd(x, fs, { fftlength: o.fftlength ?? o.fduration });
   }
 
   const nRaw = Math.round((B - A) * stream.sampleRate);

@@ -1,10 +1,18 @@
-// Synthetic GWOSC-layout data sets: coloured Gaussian noise from the
-// analytic aLIGO design PSD, continuous across files, DQ gaps (NaN strain),
-// and an injection file of Newtonian chirps scaled to a drawn optimal SNR.
+// Synthetic GWOSC-layout data sets. Realistic mode (the default) looks like
+// an observing run: coloured Gaussian noise from the aLIGO design fit plus
+// the low-frequency wall (aligo.ts), narrow lines, a PSD level drifting over
+// hours, glitches written to a glitch list (realism.ts), DQ gaps (NaN
+// strain), and injections projected from one sky position per signal with
+// the detectors' real antenna patterns and arrival times (sky.ts). Clean mode
+// writes exactly what earlier releases wrote: design-PSD noise held flat
+// below 10 Hz, gaps, and per-detector independent injection projections.
+// Everything is continuous across files and deterministic for a seed.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { lightTravelTime } from "@timeslide/segments";
-import { aLigoDesignPsd } from "./aligo.js";
+import { aLigoDesignPsd, observingRunPsd } from "./aligo.js";
+import { DEFAULT_GLITCH_RATE, Drift, GLITCH_FILE, GlitchTrack, LineTrack, drawGlitches, spectralLines, writeGlitchList, type Glitch } from "./realism.js";
+import { antennaResponse, greenwichMeanSiderealTime, timeDelayFromGeocenter } from "./sky.js";
 import { FftFir, concat, hann } from "./fir.js";
 import { RealFFT, nextPow2 } from "./fft.js";
 import { Rng } from "./rng.js";
@@ -29,6 +37,16 @@ export interface SynthOptions {
   seed?: number;
   /** GPS start (integer); default 1187008000 */
   start?: number;
+  /**
+   * Clean mode: design-PSD Gaussian noise flat below 10 Hz, no lines, drift or
+   * glitches, per-detector independent injection projections: byte for byte
+   * what earlier releases wrote. Default false (realistic).
+   */
+  clean?: boolean;
+  /** realistic mode: narrow spectral lines (default true) */
+  lines?: boolean;
+  /** realistic mode: glitches per minute per detector (default 0.5; 0: none) */
+  glitchRate?: number;
   onFile?: (path: string) => void;
 }
 
@@ -39,6 +57,11 @@ export interface SynthResult {
   /** per detector, the DQ gaps written (NaN strain there) */
   gaps: Record<string, Array<[number, number]>>;
   injectionFile?: string;
+  /** "realistic" or "clean" */
+  mode: "realistic" | "clean";
+  /** realistic mode: the glitches added, per detector, and the glitch list file */
+  glitches: Record<string, Glitch[]>;
+  glitchFile?: string;
 }
 
 export const SYNTH_DEFAULT_START = 1187008000;
@@ -46,9 +69,19 @@ export const SYNTH_DEFAULT_START = 1187008000;
 export const SYNTH_F_LOW = 30;
 export const SYNTH_SNR_F_LOW = 20;
 const CHIRP_MASS_RANGE: [number, number] = [10, 30];
+/** colouring FIR length (s): 2 s is enough for the smooth design PSD */
+const CLEAN_FIR_SECONDS = 2;
+/**
+ * The wall spans ~5 decades of ASD between 4 and 30 Hz: a Hann-truncated FIR
+ * smears its response by ~2/T Hz with sidelobes falling as (ΔfT)^-3, so the
+ * plateau below 4 Hz would leak into 20–30 Hz with a 2 s filter; 8 s
+ * realises the wall from 2 Hz up (realism.test.ts checks the Welch spectrum
+ * of the written files against the model's shape, within 15 %).
+ */
+const REALISTIC_FIR_SECONDS = 8;
 
 /** A FIR whose response is sqrt(S(f)·fs/2): unit-variance white noise in, PSD S out. */
-export function colouringFilter(psd: (f: number) => number, sampleRate: number, seconds = 2): Float64Array {
+export function colouringFilter(psd: (f: number) => number, sampleRate: number, seconds = CLEAN_FIR_SECONDS): Float64Array {
   const n = nextPow2(Math.round(seconds * sampleRate));
   const half = new Float64Array(n + 2);
   for (let k = 1; k <= n / 2; k++) half[2 * k] = Math.sqrt((psd((k * sampleRate) / n) * sampleRate) / 2);
@@ -66,9 +99,9 @@ export class ColouredNoise {
   #buf: Float64Array = new Float64Array(0);
   #pos = 0;
 
-  constructor(psd: (f: number) => number, sampleRate: number, seed: number, stream: string) {
+  constructor(psd: (f: number) => number, sampleRate: number, seed: number, stream: string, firSeconds = CLEAN_FIR_SECONDS) {
     this.#rng = new Rng(seed, stream);
-    const taps = colouringFilter(psd, sampleRate);
+    const taps = colouringFilter(psd, sampleRate, firSeconds);
     this.#fir = new FftFir(taps, taps.length / 2);
     // warm up so the first sample already has the full filter history:
     // outputs are aligned with inputs, drop the first taps.length of them
@@ -136,13 +169,41 @@ export async function synthesize(o: SynthOptions): Promise<SynthResult> {
   if (!(fileDuration > 0)) throw new RangeError(`file duration must be > 0 s, got ${o.fileDuration}`);
   if (o.ifos.length === 0) throw new RangeError("at least one detector is needed");
   mkdirSync(o.out, { recursive: true });
-  const result: SynthResult = { start, end: start + duration, files: {}, gaps: {} };
+  const clean = o.clean ?? false;
+  const glitchRate = clean ? 0 : (o.glitchRate ?? DEFAULT_GLITCH_RATE);
+  if (!(glitchRate >= 0 && Number.isFinite(glitchRate))) throw new RangeError(`glitch rate must be >= 0 per minute, got ${o.glitchRate}`);
+  const psd = clean ? aLigoDesignPsd : observingRunPsd;
+  const result: SynthResult = { start, end: start + duration, files: {}, gaps: {}, mode: clean ? "clean" : "realistic", glitches: {} };
 
   for (const ifo of o.ifos) {
     const gapRng = new Rng(seed, `gaps:${ifo}`);
     const gaps = drawGaps(gapRng, duration, o.gaps ?? 0);
     result.gaps[ifo] = gaps.map(([a, b]) => [start + a, start + b]);
-    const noise = new ColouredNoise(aLigoDesignPsd, fs, seed, `noise:${ifo}`);
+    const noise = new ColouredNoise(psd, fs, seed, `noise:${ifo}`, clean ? CLEAN_FIR_SECONDS : REALISTIC_FIR_SECONDS);
+    // realistic mode: drift × noise + lines + glitches, by absolute sample
+    let shape: ((x: Float64Array, i0: number) => void) | undefined;
+    if (!clean) {
+      const drift = new Drift(seed, ifo, fs);
+      const lines = o.lines === false ? undefined : new LineTrack(spectralLines(ifo, fs), psd, fs, seed, ifo);
+      const glitches = drawGlitches({
+        ifo,
+        seed,
+        start,
+        duration,
+        sampleRate: fs,
+        ratePerMinute: glitchRate,
+        psd,
+        level: (t) => drift.level(t),
+        inGap: (t) => gaps.some(([a, b]) => t >= a - 1 && t < b + 1),
+      });
+      result.glitches[ifo] = glitches;
+      const track = new GlitchTrack(glitches, start, fs);
+      shape = (x, i0) => {
+        drift.apply(x, i0);
+        lines?.addTo(x, i0);
+        track.addTo(x, i0);
+      };
+    }
     result.files[ifo] = [];
     for (let fo = 0; fo < duration; fo += fileDuration) {
       const fd = Math.min(fileDuration, duration - fo);
@@ -157,6 +218,7 @@ export async function synthesize(o: SynthOptions): Promise<SynthResult> {
         dqMask: mask,
         samples: (off, n) => {
           const x = noise.take(n);
+          shape?.(x, fo * fs + off);
           // NaN where the DQ mask says there is no data
           for (let i = 0; i < n; i++) if (mask[Math.floor((off + i) / fs)] === 0) x[i] = Number.NaN;
           return x;
@@ -167,10 +229,18 @@ export async function synthesize(o: SynthOptions): Promise<SynthResult> {
     }
   }
 
+  if (!clean) {
+    const all = o.ifos.flatMap((ifo) => result.glitches[ifo]);
+    const path = join(o.out, GLITCH_FILE);
+    writeGlitchList(path, all, `${o.ifos.join(",")} GPS [${start}, ${start + duration}), ${glitchRate} per minute per detector, seed ${seed}`);
+    result.glitchFile = path;
+    o.onFile?.(path);
+  }
+
   const m = o.injections ?? 0;
   if (m > 0) {
     const path = join(o.out, "injections.h5");
-    await writeInjectionFile(path, makeInjections(o, start, duration, m, seed));
+    await writeInjectionFile(path, clean ? makeInjections(o, start, duration, m, seed) : makeSkyInjections(o, start, duration, m, seed));
     result.injectionFile = path;
     o.onFile?.(path);
   }
@@ -242,6 +312,84 @@ function makeInjections(o: SynthOptions, start: number, duration: number, m: num
   }
   // SNR is drawn uniformly, so at fixed intrinsic parameters p(d) ∝ 1/d²;
   // weight ∝ d⁴ reweights to a population uniform in volume (mean 1).
+  let mean = 0;
+  for (let i = 0; i < m; i++) mean += cols.distance[i] ** 4;
+  mean /= m;
+  for (let i = 0; i < m; i++) cols.weight[i] = cols.distance[i] ** 4 / mean;
+  return { times, sampleRate: fs, tOffset, waveforms, length, parameters: cols };
+}
+
+/**
+ * Realistic-mode injections: one source per injection, isotropic on the sky
+ * (ra, dec), with polarisation psi, inclination and coalescence phase, seen
+ * by every detector with its own antenna pattern and arrival time (sky.ts).
+ * `injections/time` is the coalescence time at the reference (first)
+ * detector; `geocent_time` the one at the geocentre.
+ */
+function makeSkyInjections(o: SynthOptions, start: number, duration: number, m: number, seed: number) {
+  const fs = o.sampleRate;
+  const rng = new Rng(seed, "injections:sky");
+  const [snrLo, snrHi] = o.snr ?? [8, 30];
+  const tauMax = chirpDuration(CHIRP_MASS_RANGE[0], SYNTH_F_LOW);
+  const tOffset = -Math.ceil((tauMax + 0.25) * 4) / 4;
+  const length = Math.round((-tOffset + 0.25) * fs);
+  const span = -tOffset + 0.25;
+  if (duration < m * (span + 1)) throw new RangeError(`${m} injections of ${span} s do not fit in ${duration} s`);
+  const spacing = duration / m;
+  const ref = o.ifos[0];
+  const times = new Float64Array(m);
+  const waveforms: Record<string, Float32Array> = {};
+  for (const ifo of o.ifos) waveforms[ifo] = new Float32Array(m * length);
+  const names = ["snr", "distance", "weight", "chirp_mass", "inclination", "coa_phase", "ra", "dec", "psi", "geocent_time"];
+  const cols: Record<string, Float64Array> = Object.fromEntries(names.map((n) => [n, new Float64Array(m)]));
+  for (const ifo of o.ifos) cols[`snr_${ifo}`] = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    // spread over the span, away from its edges; geocentre time on a 1/1024 s grid
+    const lo = start + i * spacing + span, hi = start + (i + 1) * spacing - 1;
+    const tGeo = Math.round(rng.between(lo, Math.max(lo, hi)) * 1024) / 1024;
+    const ra = rng.between(0, 2 * Math.PI);
+    const dec = Math.asin(rng.between(-1, 1));
+    const psi = rng.between(0, Math.PI);
+    const p = {
+      chirpMass: rng.between(CHIRP_MASS_RANGE[0], CHIRP_MASS_RANGE[1]),
+      distance: 1,
+      inclination: Math.acos(rng.between(-1, 1)),
+      coaPhase: rng.between(0, 2 * Math.PI),
+      fLow: SYNTH_F_LOW,
+    };
+    const gmst = greenwichMeanSiderealTime(tGeo);
+    const t = tGeo + timeDelayFromGeocenter(ref, ra, dec, gmst);
+    times[i] = t;
+    const target = rng.between(snrLo, snrHi);
+    const per: Float64Array[] = [];
+    const perSnr: number[] = [];
+    let net2 = 0;
+    for (const ifo of o.ifos) {
+      const ant = antennaResponse(ifo, ra, dec, psi, gmst);
+      const tc = tGeo + timeDelayFromGeocenter(ifo, ra, dec, gmst);
+      const h = chirpStrain(p, ant, tc, t + tOffset, fs, length);
+      const r = optimalSnr(h, fs, observingRunPsd, SYNTH_SNR_F_LOW);
+      per.push(h);
+      perSnr.push(r);
+      net2 += r * r;
+    }
+    const scale = target / Math.sqrt(net2);
+    o.ifos.forEach((ifo, k) => {
+      const h = per[k];
+      const w = waveforms[ifo];
+      for (let j = 0; j < length; j++) w[i * length + j] = h[j] * scale;
+      cols[`snr_${ifo}`][i] = perSnr[k] * scale;
+    });
+    cols.snr[i] = target;
+    cols.distance[i] = 1 / scale;
+    cols.chirp_mass[i] = p.chirpMass;
+    cols.inclination[i] = p.inclination;
+    cols.coa_phase[i] = p.coaPhase;
+    cols.ra[i] = ra;
+    cols.dec[i] = dec;
+    cols.psi[i] = psi;
+    cols.geocent_time[i] = tGeo;
+  }
   let mean = 0;
   for (let i = 0; i < m; i++) mean += cols.distance[i] ** 4;
   mean /= m;

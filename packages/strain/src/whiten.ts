@@ -28,27 +28,36 @@ export interface Whitened {
   filter: Float64Array;
 }
 
-/** The inverse-ASD FIR: `ntaps` taps centred at ntaps/2, Hann-truncated. */
+/**
+ * The inverse-ASD FIR: fduration·rate taps centred at the middle,
+ * Hann-truncated. The inverse ASD is taken at the PSD's own resolution and
+ * its impulse response truncated in time (as gwpy's whiten does), so a PSD
+ * from segments longer than the filter keeps what it resolves: a narrow line
+ * between the filter's frequency bins is still whitened away, not missed by
+ * sampling the PSD at the filter's coarser grid. A PSD coarser than the
+ * filter is interpolated linearly onto the filter's frequencies.
+ */
 export function inverseAsdFilter(psd: Psd, sampleRate: number, fduration: number, highpass = 0): Float64Array {
   const n = Math.round(fduration * sampleRate);
   if (n < 4 || (n & (n - 1)) !== 0) {
     throw new RangeError(`fduration × sample_rate must be a power of two, got ${n} samples`);
   }
-  const nf = n / 2 + 1;
-  const half = new Float64Array(n + 2);
-  const df = sampleRate / n;
-  for (let k = 1; k < nf - 1; k++) {
+  const fine = Math.round(sampleRate / psd.df); // the PSD's FFT length
+  const m = fine > n && (fine & (fine - 1)) === 0 && psd.values.length === fine / 2 + 1 ? fine : n;
+  const half = new Float64Array(m + 2);
+  const df = sampleRate / m;
+  for (let k = 1; k < m / 2; k++) {
     const f = k * df;
     if (f < highpass) continue;
-    const p = psdAt(psd, f);
+    const p = m === n ? psdAt(psd, f) : psd.values[k];
     half[2 * k] = p > 0 ? 1 / Math.sqrt(p) : 0;
   }
-  // zero-phase impulse response, rolled to the centre and truncated by a window
-  const imp = new RealFFT(n).inverse(half);
+  // zero-phase impulse response (lag 0 at index 0), its central n taps windowed
+  const imp = new RealFFT(m).inverse(half);
   const w = hann(n, true);
   const taps = new Float64Array(n);
   const norm = Math.sqrt(2 / sampleRate);
-  for (let i = 0; i < n; i++) taps[i] = imp[(i + n / 2) % n] * w[i] * norm;
+  for (let i = 0; i < n; i++) taps[i] = imp[(i - n / 2 + m) % m] * w[i] * norm;
   return taps;
 }
 

@@ -1,9 +1,10 @@
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import h5wasm from "h5wasm/node";
 import { SegmentList } from "@timeslide/segments";
-import { DetectorStream, readInjections, readStrainFileInfo, synthesize, aLigoDesignPsd, optimalSnr, type SynthResult } from "../src/index.js";
+import { DetectorStream, readInjections, readStrainFileInfo, synthesize, observingRunPsd, optimalSnr, type SynthResult } from "../src/index.js";
 import { tempDir } from "./helpers.js";
 
 const t = tempDir();
@@ -36,8 +37,10 @@ describe("synthetic data sets", async () => {
       "L-L1_SYNTH_512HZ_R1-1187008000-32.hdf5",
       "L-L1_SYNTH_512HZ_R1-1187008032-32.hdf5",
       "L-L1_SYNTH_512HZ_R1-1187008064-32.hdf5",
+      "glitches.txt",
       "injections.h5",
     ]);
+    expect(a.glitchFile).toBe(join(t.dir, "a", "glitches.txt"));
     expect(a.injectionFile).toBe(join(t.dir, "a", "injections.h5"));
   });
 
@@ -52,6 +55,8 @@ describe("synthetic data sets", async () => {
     expect(ia.parameters).toEqual(ib.parameters);
     expect(ia.waveforms.L1).toEqual(ib.waveforms.L1);
     expect(a.gaps).toEqual(b.gaps);
+    expect(a.glitches).toEqual(b.glitches);
+    expect(readFileSync(a.glitchFile!, "utf8")).toBe(readFileSync(b.glitchFile!, "utf8"));
   });
 
   it("noise is continuous across file boundaries (independent of the file length)", async () => {
@@ -95,13 +100,36 @@ describe("synthetic data sets", async () => {
       const L = inj.length;
       const h = inj.waveforms.H1.subarray(i * L, (i + 1) * L);
       const l = inj.waveforms.L1.subarray(i * L, (i + 1) * L);
-      const rh = optimalSnr(h, inj.sampleRate, aLigoDesignPsd, 20);
-      const rl = optimalSnr(l, inj.sampleRate, aLigoDesignPsd, 20);
+      // realistic mode: SNR against the realistic PSD (design fit + wall), from 20 Hz
+      const rh = optimalSnr(h, inj.sampleRate, observingRunPsd, 20);
+      const rl = optimalSnr(l, inj.sampleRate, observingRunPsd, 20);
       expect(Math.hypot(rh, rl) / rho).toBeCloseTo(1, 4);
       expect(Math.abs(rh - rl)).toBeGreaterThan(1e-3);
       // arrival times differ, within the H1–L1 light travel time (~10 ms) plus a sample
       const peak = (w: Float32Array) => w.reduce((m, v, k) => (Math.abs(v) > Math.abs(w[m]) ? k : m), 0);
       expect(Math.abs(peak(h) - peak(l)) / inj.sampleRate).toBeLessThan(0.0105 + 2 / inj.sampleRate);
     }
+  });
+});
+
+describe("clean mode", () => {
+  it("writes exactly what the previous release wrote (strain, gaps, injections) for the same seed", async () => {
+    // Golden digest computed with the code before realistic mode (main at
+    // 769b390), for these options; the same code path runs with clean: true.
+    const r = await synthesize({ ifos: ["H1", "L1"], duration: 64, sampleRate: 256, fileDuration: 32, gaps: 1, injections: 2, snr: [8, 30], seed: 5, clean: true, out: join(t.dir, "clean") });
+    expect(r.mode).toBe("clean");
+    expect(r.glitchFile).toBeUndefined();
+    expect(readdirSync(join(t.dir, "clean")).some((f) => f.startsWith("glitches"))).toBe(false);
+    const h = createHash("sha256");
+    for (const ifo of ["H1", "L1"]) h.update(Buffer.from((await allStrain(r, ifo)).buffer));
+    const inj = await readInjections(r.injectionFile!);
+    h.update(Buffer.from(inj.times.buffer));
+    for (const ifo of ["H1", "L1"]) h.update(Buffer.from(inj.waveforms[ifo].buffer));
+    for (const k of Object.keys(inj.parameters).sort()) {
+      h.update(k);
+      h.update(Buffer.from(inj.parameters[k].buffer));
+    }
+    expect(h.digest("hex")).toBe("b3f54cc65e1558dba10455a669d9ad8f3310a0d431e387a7c51363f7f843328b");
+    expect(r.gaps).toEqual({ H1: [[1187008022, 1187008046]], L1: [[1187008043, 1187008049]] });
   });
 });

@@ -44,6 +44,8 @@ const Opts = z.object({
     return v;
   }),
   seed: z.coerce.number().int(),
+  clean: z.boolean().optional(),
+  glitchRate: z.coerce.number().min(0, "--glitch-rate: expected >= 0 per minute").optional(),
 });
 
 const say = (msg: string) => process.stderr.write(`demo: ${msg}\n`);
@@ -98,6 +100,8 @@ export function registerDemo(program: Command): void {
     .option("--duration <d>", "synthetic data per detector", "2h")
     .option("--background <d>", "background livetime to reach", "30d")
     .option("--seed <n>", "seed of the synthetic data", "1")
+    .option("--clean", "stationary Gaussian data (timeslide synth --clean) instead of the realistic default, e.g. to compare")
+    .option("--glitch-rate <per-min>", "glitches per minute per detector in the realistic data (default 0.5)")
     .addHelpText("after", "\nExamples:\n  npm run demo\n  timeslide demo --out /tmp/demo --background 60d")
     .action((raw: Record<string, string>) => run(() => demo(raw)));
 }
@@ -123,7 +127,11 @@ async function demo(raw: Record<string, string>): Promise<void> {
   try {
     rmSync(join(out, "results"), { recursive: true, force: true }); // a previous demo's results
     mkdirSync(join(out, "logs"), { recursive: true });
-    say(`[1/6] synthetic data: H1, L1, ${formatDuration(o.duration)} at ${DEMO.dataRate} Hz with gaps and injections -> ${join(out, "data")}`);
+    say(
+      `[1/6] synthetic data: H1, L1, ${formatDuration(o.duration)} at ${DEMO.dataRate} Hz, ` +
+        (o.clean ? "clean (stationary Gaussian), " : "realistic (low-frequency wall, lines, drift, glitches), ") +
+        `with gaps and injections -> ${join(out, "data")}`,
+    );
     const data = await synthesize({
       out: join(out, "data"),
       ifos: ["H1", "L1"],
@@ -134,7 +142,10 @@ async function demo(raw: Record<string, string>): Promise<void> {
       injections: Math.max(10, Math.round(o.duration / 120)),
       snr: [6, 30],
       seed: o.seed,
+      clean: o.clean,
+      glitchRate: o.clean ? undefined : o.glitchRate,
     });
+    if (data.glitchFile) say(`      ${Object.values(data.glitches).reduce((a, g) => a + g.length, 0)} glitches, listed in ${data.glitchFile}`);
 
     say(`[2/6] model repository (streaming ensemble around the demo detector) -> ${join(out, "models")}`);
     const kernel = DEMO.kernel * DEMO.sampleRate;

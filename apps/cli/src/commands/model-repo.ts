@@ -2,7 +2,16 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
-import { DEFAULT_STREAMS, readModel, writeDemoRepository, writeModelConfig } from "@timeslide/model-repo";
+import {
+  DEFAULT_STREAMS,
+  addModel,
+  addStreaming,
+  checkRepository,
+  formatListing,
+  initRepository,
+  listRepository,
+  writeDemoRepository,
+} from "@timeslide/model-repo";
 import { run } from "../errors.js";
 
 // Flags arrive as strings from commander; each is checked here so an error
@@ -39,6 +48,7 @@ const Flags = z
     device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }),
     instances: int("--instances", 1, 64),
     streams: int("--streams", 1, 1024),
+    tensorrt: z.boolean(),
     force: z.boolean(),
     json: z.boolean(),
   })
@@ -80,6 +90,8 @@ export interface ModelRepoResult {
   instances: number;
   /** snapshotter instances: sequence slots (streams) per server */
   streams: number;
+  /** the detector runs through TensorRT FP16 on Triton (--device gpu without --no-tensorrt) */
+  tensorrt: boolean;
   update_samples: number;
   state_samples: number;
   files: string[];
@@ -95,6 +107,8 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
   const kernel = Math.round(o.kernelLength * o.sampleRate);
   const stride = Math.round(o.sampleRate / o.inferenceSamplingRate);
   const maxBatch = o.maxBatchSize ?? Math.max(o.batchSize, 128);
+  // --device gpu: detector and snapshotter on the GPU, the detector through
+  // TensorRT FP16 unless --no-tensorrt (the library's forGpu, one path).
   const repo = writeDemoRepository(repository, {
     nIfo: o.ifos,
     kernel,
@@ -102,18 +116,10 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     batch: o.batchSize,
     maxBatchSize: maxBatch,
     dynamicBatching: o.dynamicBatching,
+    instances: o.instances,
     streams: o.streams,
+    gpu: o.device === "gpu" ? { tensorrtFp16: o.tensorrt } : undefined,
   });
-  // The demo writes CPU instances; on Triton GPU nodes both ONNX models
-  // should run on the GPU (the snapshotter state then stays on the device).
-  if (o.device === "gpu" || o.instances !== 1) {
-    for (const name of [repo.detector, repo.snapshotter]) {
-      const { config } = readModel(repository, name);
-      const count = name === repo.detector ? o.instances : o.streams;
-      config.instance_group = [{ count, kind: o.device === "gpu" ? "KIND_GPU" : "KIND_CPU" }];
-      writeModelConfig(repository, config);
-    }
-  }
   const files = [
     join(repo.detector, "config.pbtxt"),
     join(repo.detector, "1", "model.onnx"),
@@ -134,6 +140,7 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     device: o.device,
     instances: o.instances,
     streams: o.streams,
+    tensorrt: o.device === "gpu" && o.tensorrt,
     update_samples: repo.updateSize,
     state_samples: repo.stateSize,
     files,
@@ -156,6 +163,7 @@ export const MODEL_REPO_DEFAULTS = {
   device: "cpu",
   instances: "1",
   streams: String(DEFAULT_STREAMS),
+  tensorrt: true,
   force: false,
   json: false,
 };
@@ -168,10 +176,91 @@ export function parseModelRepoFlags(raw: Record<string, unknown>): ModelRepoFlag
   return parsed.data;
 }
 
-export function registerModelRepo(program: Command): void {
-  program
-    .command("model-repo")
-    .description("write a Triton model repository: the demo detector, the snapshotter and the streaming ensemble detector-stream (for Triton or timeslide serve)")
+/** Flags of `model-repo stream`: the campaign's inference settings, as samples. */
+const StreamFlags = z
+  .object({
+    model: z.string({ error: "--model: the model the windows go to is required (--model NAME)" }).trim().min(1, "--model: expected a model name"),
+    kernelLength: num("--kernel-length"),
+    sampleRate: int("--sample-rate", 1),
+    inferenceSamplingRate: num("--inference-sampling-rate"),
+    batchSize: int("--batch-size", 1),
+    ifos: int("--ifos", 1, 16).optional(),
+    input: z.string().trim().min(1).optional(),
+    output: z.string().trim().min(1).optional(),
+    snapshotter: z.string().trim().min(1).optional(),
+    device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }),
+    streams: int("--streams", 1, 1024).optional(),
+    json: z.boolean(),
+  })
+  .superRefine((o, ctx) => {
+    const kernel = o.kernelLength * o.sampleRate;
+    if (!isWhole(kernel)) ctx.addIssue({ code: "custom", path: ["kernelLength"], message: `--kernel-length: ${o.kernelLength} s at ${o.sampleRate} Hz is ${kernel} samples; expected a whole number` });
+    const stride = o.sampleRate / o.inferenceSamplingRate;
+    if (!isWhole(stride))
+      ctx.addIssue({ code: "custom", path: ["inferenceSamplingRate"], message: `--inference-sampling-rate: ${o.inferenceSamplingRate} Hz must divide --sample-rate ${o.sampleRate} Hz (stride ${stride} samples is not whole)` });
+  });
+
+const AddFlags = z.object({
+  version: int("--version", 1).optional(),
+  maxBatchSize: int("--max-batch-size", 1).optional(),
+  dynamicBatching: z.boolean(),
+  device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }).optional(),
+  instances: int("--instances", 1, 64).optional(),
+  tensorrt: z.boolean(),
+  json: z.boolean(),
+});
+
+function parseFlags<T extends z.ZodType>(schema: T, cmd: string, raw: Record<string, unknown>, defaults: Record<string, unknown> = {}): z.output<T> {
+  const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+  const parsed = schema.safeParse({ ...defaults, ...given });
+  if (!parsed.success) throw new Error(`model-repo ${cmd}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  return parsed.data;
+}
+
+/** `model-repo stream` flags (missing ones take the campaign's defaults). */
+export function parseStreamFlags(raw: Record<string, unknown>) {
+  return parseFlags(StreamFlags, "stream", raw, {
+    kernelLength: MODEL_REPO_DEFAULTS.kernelLength,
+    sampleRate: MODEL_REPO_DEFAULTS.sampleRate,
+    inferenceSamplingRate: MODEL_REPO_DEFAULTS.inferenceSamplingRate,
+    batchSize: MODEL_REPO_DEFAULTS.batchSize,
+    device: "cpu",
+    json: false,
+  });
+}
+
+const out = (s: string) => process.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
+const warn = (w: string) => process.stderr.write(`warning: ${w}\n`);
+
+/** The demo repository (the command's original form: `model-repo --out DIR ...`). */
+function demoAction(raw: Record<string, unknown>) {
+  return run(async () => {
+    const o = parseModelRepoFlags(raw);
+    const r = writeModelRepository(o);
+    if (o.json) {
+      out(JSON.stringify(r, null, 2));
+      return;
+    }
+    out(
+      [
+        `wrote model repository ${r.repository}`,
+        ...r.files.map((f) => `  ${f}`),
+        `models: ${r.models.ensemble} (streaming ensemble) = ${r.models.snapshotter} -> ${r.models.detector}`,
+        `  ${r.ifos} ifos, kernel ${r.kernel_samples} samples, stride ${r.stride_samples} samples, ${r.batch_size} windows per update`,
+        `  update [1, ${r.ifos}, ${r.update_samples}], state ${r.state_samples} samples per ifo, detector max_batch_size ${r.max_batch_size}` +
+          `${r.dynamic_batching ? ", dynamic batching" : ""}, ${r.instances} ${r.device.toUpperCase()} instance(s)` +
+          `${r.device === "gpu" ? `${r.instances > 1 ? " per GPU" : ""}, snapshotter on the GPU, detector ${r.tensorrt ? "through TensorRT FP16" : "without TensorRT (CUDA)"}` : ""}`,
+        `  snapshotter: ${r.streams} instance(s) = ${r.streams} sequence slot(s) per server (--streams)`,
+        `campaign settings to match: data.sample_rate ${r.campaign.data.sample_rate}, model.name ${r.campaign.model.name}, ` +
+          `inference.kernel_length ${r.campaign.inference.kernel_length}, inference_sampling_rate ${r.campaign.inference.inference_sampling_rate}, batch_size ${r.campaign.inference.batch_size}`,
+      ].join("\n"),
+    );
+  });
+}
+
+/** The demo's flags, on `model-repo` itself (the original form) and on `model-repo demo`. */
+function demoOptions(c: Command): Command {
+  return c
     .option("--out <dir>", "repository directory to write (required)")
     .option("--ifos <n>", "number of detectors", MODEL_REPO_DEFAULTS.ifos)
     .option("--kernel-length <s>", "window length in seconds (inference.kernel_length)", MODEL_REPO_DEFAULTS.kernelLength)
@@ -180,50 +269,200 @@ export function registerModelRepo(program: Command): void {
     .option("--batch-size <n>", "windows per streaming update (inference.batch_size)", MODEL_REPO_DEFAULTS.batchSize)
     .option("--max-batch-size <n>", "detector max_batch_size (default: max(batch-size, 128))")
     .option("--no-dynamic-batching", "do not merge concurrent detector requests into one run")
-    .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes)", MODEL_REPO_DEFAULTS.device)
-    .option("--instances <n>", "detector instances per server (instance_group count)", MODEL_REPO_DEFAULTS.instances)
+    .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes: detector and snapshotter KIND_GPU, detector through TensorRT FP16)", MODEL_REPO_DEFAULTS.device)
+    .option("--instances <n>", "detector instances per server (instance_group count; per GPU with --device gpu)", MODEL_REPO_DEFAULTS.instances)
     .option(
       "--streams <n>",
       "snapshotter instances per server = sequences (streams) it carries at once; Triton gives a sequence model one slot per instance and queues further sequences. " +
         "Size: workers × --concurrency × --sequences ÷ servers (8 = two default workers; aframe: 6 per GPU)",
       MODEL_REPO_DEFAULTS.streams,
     )
+    .option("--no-tensorrt", "with --device gpu: no TensorRT accelerator block (ONNX Runtime's CUDA provider alone)")
     .option("--force", "overwrite the models if the directory already holds them")
-    .option("--json", "print what was written as JSON")
+    .option("--json", "print what was written as JSON");
+}
+
+export function registerModelRepo(program: Command): void {
+  // Options after a subcommand belong to it (`model-repo demo --out DIR`), not to `model-repo`.
+  program.enablePositionalOptions();
+  const repo = demoOptions(
+    program
+      .command("model-repo")
+      .description("manage a Triton model repository: init, add an ONNX model, stream (snapshotter + ensemble), list, check; or write the demo one (demo, or --out DIR)")
+      .enablePositionalOptions(),
+  )
     .addHelpText(
       "after",
       [
         "",
-        "The campaign that streams through this repository must use the same",
-        "data.sample_rate, inference.kernel_length, inference_sampling_rate and",
-        "batch_size, and model.name detector-stream.",
+        "Your own model (exported to ONNX, any tensor names):",
+        "  timeslide model-repo init models",
+        "  timeslide model-repo add models mynet mynet.onnx            # next version; config.pbtxt from the graph",
+        "  timeslide model-repo stream models mynet-stream --model mynet --kernel-length 1.5 --sample-rate 2048 --inference-sampling-rate 4 --batch-size 128",
+        "  timeslide model-repo check models                            # the rules timeslide serve applies at load",
+        "  timeslide model-repo list models [--json]",
+        "then model.name: mynet-stream in the campaign.",
         "",
-        "Examples:",
-        "  timeslide model-repo --out models",
-        "  timeslide model-repo --out /shared/models --device gpu --instances 2 --batch-size 256",
+        "The demo repository (detector, snapshotter, detector-stream):",
+        "  timeslide model-repo demo --out models      (also: timeslide model-repo --out models)",
+        "  timeslide model-repo demo --out /shared/models --device gpu --instances 2 --batch-size 256",
         "  timeslide serve --repo models --port 8001",
+        "The campaign that streams through it must use the same data.sample_rate,",
+        "inference.kernel_length, inference_sampling_rate and batch_size, and model.name detector-stream.",
       ].join("\n"),
     )
-    .action((raw: Record<string, unknown>) =>
+    .action((raw: Record<string, unknown>) => demoAction(raw));
+
+  demoOptions(repo.command("demo").description("write the demo repository: the chirp-bank detector, the snapshotter and the streaming ensemble detector-stream")).action(
+    (raw: Record<string, unknown>) => demoAction(raw),
+  );
+
+  repo
+    .command("init")
+    .description("create an empty model repository")
+    .argument("<dir>", "repository directory")
+    .action((dir: string) =>
       run(async () => {
-        const o = parseModelRepoFlags(raw);
-        const r = writeModelRepository(o);
+        const d = initRepository(dir);
+        out(`model repository ${d}\nnext: timeslide model-repo add ${dir} NAME model.onnx`);
+      }),
+    );
+
+  repo
+    .command("add")
+    .description("add an ONNX model as the next version of NAME, writing config.pbtxt from the graph (names, data types, shapes; a dynamic first axis becomes max_batch_size)")
+    .argument("<dir>", "repository directory")
+    .argument("<name>", "model name (its folder)")
+    .argument("<onnx>", "ONNX file (e.g. from torch.onnx.export)")
+    .option("--version <n>", "version folder (default: the next free one)")
+    .option("--max-batch-size <n>", "max_batch_size for a graph with a dynamic batch axis (default 128)")
+    .option("--no-dynamic-batching", "do not merge concurrent requests into one run")
+    .option("--device <kind>", "instance kind: cpu or gpu (default: Triton's choice); gpu also writes the TensorRT FP16 accelerator block")
+    .option("--instances <n>", "instances per server (instance_group count; per GPU with --device gpu)")
+    .option("--no-tensorrt", "with --device gpu: no TensorRT accelerator block (ONNX Runtime's CUDA provider alone)")
+    .option("--json", "print what was written as JSON")
+    .addHelpText("after", "\nExample:\n  timeslide model-repo add models mynet exported/mynet.onnx --max-batch-size 256")
+    .action((dir: string, name: string, onnx: string, raw: Record<string, unknown>) =>
+      run(async () => {
+        const o = parseFlags(AddFlags, "add", raw, { dynamicBatching: true, tensorrt: true, json: false });
+        if (!existsSync(onnx)) throw new Error(`model-repo add: ${onnx}: no such file`);
+        const gpu = o.device === "gpu";
+        const r = addModel(resolve(dir), name, onnx, {
+          version: o.version,
+          maxBatchSize: o.maxBatchSize,
+          dynamicBatching: o.dynamicBatching,
+          instances: !gpu && (o.device || o.instances) ? { count: o.instances ?? 1, kind: "KIND_CPU" } : undefined,
+          gpu: gpu ? { count: o.instances ?? 1, tensorrtFp16: o.tensorrt } : undefined,
+        });
+        for (const w of r.warnings) warn(w);
         if (o.json) {
-          process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+          out(JSON.stringify({ name: r.name, version: r.version, file: r.file, config: r.config, warnings: r.warnings }, null, 2));
           return;
         }
-        const lines = [
-          `wrote model repository ${r.repository}`,
-          ...r.files.map((f) => `  ${f}`),
-          `models: ${r.models.ensemble} (streaming ensemble) = ${r.models.snapshotter} -> ${r.models.detector}`,
-          `  ${r.ifos} ifos, kernel ${r.kernel_samples} samples, stride ${r.stride_samples} samples, ${r.batch_size} windows per update`,
-          `  update [1, ${r.ifos}, ${r.update_samples}], state ${r.state_samples} samples per ifo, detector max_batch_size ${r.max_batch_size}` +
-            `${r.dynamic_batching ? ", dynamic batching" : ""}, ${r.instances} ${r.device.toUpperCase()} instance(s)`,
-          `  snapshotter: ${r.streams} instance(s) = ${r.streams} sequence slot(s) per server (--streams)`,
-          `campaign settings to match: data.sample_rate ${r.campaign.data.sample_rate}, model.name ${r.campaign.model.name}, ` +
-            `inference.kernel_length ${r.campaign.inference.kernel_length}, inference_sampling_rate ${r.campaign.inference.inference_sampling_rate}, batch_size ${r.campaign.inference.batch_size}`,
-        ];
-        process.stdout.write(`${lines.join("\n")}\n`);
+        const c = r.config;
+        const mbs = Number(c.max_batch_size ?? 0);
+        const t = (x: { name: string; data_type: string; dims: number[] }) => `${x.name} ${x.data_type.replace("TYPE_", "")} [${(mbs > 0 ? [-1, ...x.dims] : x.dims).join(", ")}]`;
+        out(
+          [
+            `added ${r.name} version ${r.version}: ${r.file}`,
+            `  max_batch_size ${mbs}${mbs > 0 ? " (dynamic batch axis)" : " (fixed shapes: the model takes exactly these per request)"}`,
+            ...(c.input ?? []).map((x) => `  input  ${t(x)}`),
+            ...(c.output ?? []).map((x) => `  output ${t(x)}`),
+            ...(c.instance_group ?? []).map((g) => `  ${g.count ?? 1} ${g.kind} instance(s)${g.kind === "KIND_GPU" ? (c.optimization ? " per GPU, TensorRT FP16" : " per GPU, no TensorRT") : ""}`),
+            `next: timeslide model-repo stream ${dir} ${name}-stream --model ${name} --kernel-length S --sample-rate HZ --inference-sampling-rate HZ --batch-size N`,
+          ].join("\n"),
+        );
+      }),
+    );
+
+  repo
+    .command("stream")
+    .description("wrap a model for streaming: a snapshotter (server-side state) and an ensemble NAME taking update [1, n_ifo, stride*batch], wired by the model's own tensor names")
+    .argument("<dir>", "repository directory")
+    .argument("<name>", "ensemble name (the campaign's model.name)")
+    .option("--model <name>", "the model that takes the windows (required)")
+    .option("--kernel-length <s>", "window length in seconds (inference.kernel_length)", MODEL_REPO_DEFAULTS.kernelLength)
+    .option("--sample-rate <hz>", "analysis sample rate (data.sample_rate)", MODEL_REPO_DEFAULTS.sampleRate)
+    .option("--inference-sampling-rate <hz>", "windows per second (inference.inference_sampling_rate)", MODEL_REPO_DEFAULTS.inferenceSamplingRate)
+    .option("--batch-size <n>", "windows per update (inference.batch_size)", MODEL_REPO_DEFAULTS.batchSize)
+    .option("--ifos <n>", "number of detectors (default: from the model's input shape)")
+    .option("--input <tensor>", "the model input that takes the windows (when it has several)")
+    .option("--output <tensor>", "the model output that is the detection statistic (when it has several)")
+    .option("--snapshotter <name>", "snapshotter model name (default: NAME-snapshotter)")
+    .option("--device <kind>", "snapshotter instance kind: cpu or gpu", "cpu")
+    .option("--streams <n>", `snapshotter instances = sequence slots per server (default ${DEFAULT_STREAMS}; Triton: one per instance)`)
+    .option("--json", "print what was written as JSON")
+    .addHelpText("after", "\nExample:\n  timeslide model-repo stream models mynet-stream --model mynet --kernel-length 1 --sample-rate 2048 --inference-sampling-rate 16 --batch-size 64")
+    .action((dir: string, name: string, raw: Record<string, unknown>) =>
+      run(async () => {
+        const o = parseStreamFlags(raw);
+        const kernel = Math.round(o.kernelLength * o.sampleRate);
+        const stride = Math.round(o.sampleRate / o.inferenceSamplingRate);
+        const r = addStreaming(resolve(dir), name, {
+          model: o.model,
+          kernel,
+          stride,
+          batch: o.batchSize,
+          nIfo: o.ifos,
+          input: o.input,
+          output: o.output,
+          snapshotter: o.snapshotter,
+          kind: o.device === "gpu" ? "KIND_GPU" : "KIND_CPU",
+          streams: o.streams,
+        });
+        const campaign = { data: { sample_rate: o.sampleRate }, model: { name: r.ensemble }, inference: { kernel_length: o.kernelLength, inference_sampling_rate: o.inferenceSamplingRate, batch_size: o.batchSize } };
+        if (o.json) {
+          out(JSON.stringify({ ...r, kernel_samples: kernel, stride_samples: stride, batch_size: o.batchSize, campaign }, null, 2));
+          return;
+        }
+        out(
+          [
+            `wrote ${r.ensemble} (streaming ensemble) = ${r.snapshotter} -> ${r.model} (windows -> input '${r.input}', output '${r.output}')`,
+            `  ${r.nIfo} ifos, kernel ${kernel} samples, stride ${stride} samples, ${o.batchSize} windows per update: update [1, ${r.nIfo}, ${r.updateSize}], state ${r.stateSize} samples per ifo`,
+            `campaign settings to match: data.sample_rate ${o.sampleRate}, model.name ${r.ensemble}, inference.kernel_length ${o.kernelLength}, inference_sampling_rate ${o.inferenceSamplingRate}, batch_size ${o.batchSize}`,
+          ].join("\n"),
+        );
+      }),
+    );
+
+  repo
+    .command("list")
+    .description("models, versions, inputs and outputs, streaming state and ensemble wiring (with any problem the check finds)")
+    .argument("<dir>", "repository directory")
+    .option("--json", "print JSON")
+    .action((dir: string, opts: { json?: boolean }) =>
+      run(async () => {
+        const l = listRepository(dir);
+        out(opts.json ? JSON.stringify(l, null, 2) : formatListing(l));
+      }),
+    );
+
+  repo
+    .command("check")
+    .description("check every model against its ONNX graph and every ensemble's wiring, with the rules timeslide serve applies at load; exit 1 on any problem")
+    .argument("<dir>", "repository directory")
+    .option("--json", "print JSON")
+    .action((dir: string, opts: { json?: boolean }) =>
+      run(async () => {
+        const r = checkRepository(resolve(dir));
+        const problems = [...r.models.flatMap((m) => m.problems), ...r.skipped.map((s) => `folder '${s.folder}' is skipped: ${s.reason}`)];
+        if (opts.json) {
+          out(
+            JSON.stringify({
+              repository: r.repository,
+              ok: problems.length === 0,
+              models: r.models.map((m) => ({ name: m.name, versions: m.versions, served: m.served, ok: m.problems.length === 0, problems: m.problems })),
+              skipped: r.skipped,
+            }),
+          );
+        } else {
+          const lines = r.models.map((m) => `${m.problems.length ? "FAIL" : "ok  "} ${m.name}${m.served.length ? ` (version ${m.served.join(", ")})` : ""}`);
+          for (const m of r.models) for (const p of m.problems) lines.push(`  ${p}`);
+          for (const s of r.skipped) lines.push(`skip ${s.folder}: ${s.reason}`);
+          lines.push(problems.length ? `${problems.length} problem(s) in ${r.repository}` : `${r.models.length} model(s) in ${r.repository}: all load`);
+          out(lines.join("\n"));
+        }
+        if (problems.length) process.exitCode = 1;
       }),
     );
 }

@@ -39,13 +39,21 @@ const SynthFlags = z
       .string()
       .regex(/^-?\d+$/, "--seed: expected an integer")
       .transform(Number),
+    clean: z.boolean().optional(),
+    lines: z.boolean(),
+    glitchRate: z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, "--glitch-rate: expected a number of glitches per minute >= 0, e.g. 0.5")
+      .transform(Number),
   })
   .refine((o) => Number.isInteger(o.duration), { message: "--duration: expected whole seconds", path: ["duration"] });
 
 export function registerSynth(program: Command): void {
   program
     .command("synth")
-    .description("write a synthetic data set: GWOSC-layout strain (aLIGO design noise, DQ gaps) and an injection file")
+    .description(
+      "write a synthetic data set: GWOSC-layout strain that looks like an observing run (low-frequency wall, lines, drift, glitches, DQ gaps), an injection file and a glitch list",
+    )
     .requiredOption("--out <dir>", "output directory")
     .option("--ifos <list>", "detectors, comma-separated", "H1,L1")
     .requiredOption("--duration <time>", "length of the data set (s, or with m/h/d)")
@@ -55,12 +63,22 @@ export function registerSynth(program: Command): void {
     .option("--injections <n>", "number of injections (0: no injection file)", "0")
     .option("--snr <lo:hi>", "optimal network SNR range of the injections", "8:30")
     .option("--seed <s>", "random seed (same seed, same files)", "0")
-    .addHelpText("after", "\nExample:\n  timeslide synth --out data --ifos H1,L1 --duration 2h --sample-rate 4096 --gaps 3 --injections 50 --snr 8:30 --seed 1")
-    .action((opts: Record<string, string>) =>
+    .option("--clean", "stationary Gaussian design-PSD noise, flat below 10 Hz, no lines, drift or glitches (the files earlier releases wrote)")
+    .option("--glitch-rate <per-min>", "glitches per minute per detector (0: none)", "0.5")
+    .option("--no-lines", "no mains, violin-mode or calibration lines")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  timeslide synth --out data --ifos H1,L1 --duration 2h --sample-rate 4096 --gaps 3 --injections 50 --snr 8:30 --seed 1\n" +
+        "  timeslide synth --out data --duration 2h --glitch-rate 1 --no-lines   # more glitches, no lines\n" +
+        "  timeslide synth --out data --duration 2h --clean                      # stationary Gaussian noise",
+    )
+    .action((opts: Record<string, string | boolean>, cmd: Command) =>
       run(async () => {
         const parsed = SynthFlags.safeParse(opts);
         if (!parsed.success) throw new Error(`synth: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
         const o = parsed.data;
+        if (o.clean && (cmd.getOptionValueSource("glitchRate") === "cli" || o.lines === false))
+          throw new Error("synth: --clean writes noise without lines or glitches: --glitch-rate and --no-lines do not apply");
         const res = await synthesize({ ...o, onFile: (p) => process.stderr.write(`wrote ${p}\n`) });
         const nFiles = Object.values(res.files).reduce((a, f) => a + f.length, 0);
         process.stdout.write(
@@ -69,6 +87,13 @@ export function registerSynth(program: Command): void {
             (res.injectionFile ? `, ${o.injections} injection(s) in ${res.injectionFile}` : "") +
             "\n",
         );
+        if (res.mode === "clean") process.stdout.write("  clean: stationary Gaussian design-PSD noise (no wall, lines, drift or glitches)\n");
+        else {
+          const counts = Object.entries(res.glitches).map(([ifo, g]) => `${ifo} ${g.length}`).join(", ");
+          process.stdout.write(
+            `  realistic: low-frequency wall, ${o.lines ? "lines" : "no lines"}, drift, glitches ${o.glitchRate}/min per detector (${counts}) listed in ${res.glitchFile}\n`,
+          );
+        }
         for (const [ifo, gaps] of Object.entries(res.gaps)) {
           if (gaps.length) process.stdout.write(`  ${ifo} gaps: ${gaps.map(([a, b]) => `[${a}, ${b})`).join(" ")}\n`);
         }
