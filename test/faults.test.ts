@@ -347,7 +347,11 @@ let main: { proc: Proc; port: number; endpoint: string };
 beforeAll(async () => {
   redis = new Redis(REDIS_URL);
   await cli(["synth", "--out", "data", "--ifos", "H1,L1", "--duration", "20m", "--sample-rate", "256", "--file-duration", "600", "--gaps", "1", "--injections", "6", "--snr", "15:40", "--seed", "11"]);
-  await cli(["model-repo", "--out", "models", "--ifos", "2", "--kernel-length", "1", "--sample-rate", "128", "--inference-sampling-rate", "2", "--batch-size", "32"]);
+  // The cases below run at once on one server: about a dozen workers of 2
+  // sequences each, plus the sequences of SIGKILLed workers, whose slots the
+  // server keeps for the snapshotter's idle limit (60 s). As on Triton, one
+  // snapshotter instance is one sequence slot: give this fleet 32.
+  await cli(["model-repo", "--out", "models", "--ifos", "2", "--kernel-length", "1", "--sample-rate", "128", "--inference-sampling-rate", "2", "--batch-size", "32", "--streams", "32"]);
   main = await startServer("server-main");
 
   // The undisturbed reference run, shared by every case.

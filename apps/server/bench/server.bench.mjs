@@ -5,7 +5,9 @@
 //      same batch and intra-op thread count, in this one process (ratio);
 //  (b) bytes sent per inference: streaming updates vs full windows;
 //  (c) requests/s and p50/p99 latency through the streaming ensemble at 1, 8
-//      and 64 concurrent sequences.
+//      and 64 concurrent sequences (64 snapshotter instances: 64 sequence
+//      slots, as Triton counts them, so every level runs at once; each
+//      sequence ends with sequence_end, freeing its slot).
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,7 +41,7 @@ const SECONDS = env("BENCH_SECONDS", 6);
 
 const dir = mkdtempSync(join(tmpdir(), "server-bench-"));
 const demo = writeDemoRepository(join(dir, "a"), GEOM);
-const stream = writeDemoRepository(join(dir, "c"), STREAM);
+const stream = writeDemoRepository(join(dir, "c"), { ...STREAM, streams: 64 });
 const rand = mulberry32(3);
 const noise = (n) => Float32Array.from({ length: n }, () => 2 * rand() - 1);
 
@@ -174,6 +176,16 @@ async function sequences(n, seconds) {
     }),
   );
   const elapsed = (performance.now() - t0) / 1000;
+  // sequence_end frees the slots for the next level (not timed)
+  await Promise.all(
+    streams.map((s, i) =>
+      s.infer({
+        model: stream.ensemble,
+        inputs: [{ name: "update", datatype: "FP32", shape: [1, STREAM.nIfo, stream.updateSize], data: update }],
+        sequence: { id: 1000 * n + i + 1, start: false, end: true },
+      }),
+    ),
+  );
   await Promise.all(streams.map((s) => s.end()));
   return { rps: latencies.length / elapsed, p50: pct(latencies, 50), p99: pct(latencies, 99) };
 }

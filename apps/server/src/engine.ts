@@ -16,16 +16,10 @@ import type { Logger } from "pino";
 import { InferenceError, invalid, notFound } from "./errors.js";
 import { OrtInstance } from "./instances.js";
 import type { EngineObserver } from "./metrics.js";
-import { concatBatch, configToDatatype, elementCount, scalar, splitBatch, zeros, type Datatype, type HostTensor } from "./tensors.js";
+import { SequenceBatcher, type ControlSpec, type SequenceFlags, type SequenceModel, type StateSpec } from "./sequence-batcher.js";
+import { concatBatch, configToDatatype, elementCount, splitBatch, zeros, type Datatype, type HostTensor } from "./tensors.js";
 
-/** Triton's default max_sequence_idle_microseconds. */
-const DEFAULT_SEQUENCE_IDLE_US = 1_000_000;
-
-export interface SequenceFlags {
-  id: string | number | bigint;
-  start: boolean;
-  end: boolean;
-}
+export type { SequenceFlags } from "./sequence-batcher.js";
 
 export interface ExecRequest {
   inputs: Map<string, HostTensor>;
@@ -74,28 +68,6 @@ interface TensorSpec {
   dims: number[];
   optional: boolean;
   reshape?: number[];
-}
-
-interface ControlSpec {
-  name: string;
-  kind: string;
-  datatype: Datatype;
-  falseValue: number | boolean;
-  trueValue: number | boolean;
-}
-
-interface StateSpec {
-  input: string;
-  output: string;
-  datatype: Datatype;
-  dims: number[];
-  initial: () => HostTensor;
-}
-
-interface SequenceEntry {
-  state: Map<string, HostTensor>;
-  lastUsed: number;
-  tail: Promise<unknown>;
 }
 
 interface Job {
@@ -255,6 +227,8 @@ function cloneTensor(t: HostTensor): HostTensor {
   return { datatype: t.datatype, dims: [...t.dims], data: t.data.slice() as HostTensor["data"] };
 }
 
+const instanceCountOf = (config: ModelConfig) => Math.max(1, (config.instance_group ?? []).reduce((a, g) => a + (Number(g.count) || 1), 0));
+
 const fmtDims = (d: number[]) => `[${d.join(",")}]`;
 
 /** Outputs with a config `reshape` leave in the config's dims (e.g. the graph's [batch] as [batch, 1]), as Triton answers. */
@@ -268,8 +242,8 @@ function reshapeOutputs(m: ServedModel, outputs: Map<string, HostTensor>): Map<s
   return outputs;
 }
 
-/** A model of the repository with its loaded versions, sequences and tensor specs. */
-export class ServedModel {
+/** A model of the repository with its loaded versions, sequence batcher and tensor specs. */
+export class ServedModel implements SequenceModel {
   readonly versions = new Map<number, ServedVersion>();
   readonly inputs: TensorSpec[];
   readonly outputs: TensorSpec[];
@@ -277,8 +251,9 @@ export class ServedModel {
   readonly dynamicBatching: boolean;
   readonly controls: ControlSpec[] = [];
   readonly states: StateSpec[] = [];
-  readonly sequences = new Map<string, SequenceEntry>();
-  readonly sequenceIdleMs: number;
+  readonly instanceCount: number;
+  /** Triton's sequence batcher (sequence_batching models): slots, backlog, implicit state; kept across reloads. */
+  batcher: SequenceBatcher | undefined;
   /** Outputs fetched from ONNX Runtime: the config's outputs and the state outputs. */
   fetches: string[] | undefined;
   observer: EngineObserver | undefined;
@@ -309,7 +284,7 @@ export class ServedModel {
     this.outputs = (config.output ?? []).map((t) => spec(t, "output"));
     this.dynamicBatching = Boolean(config.dynamic_batching) && this.maxBatchSize > 0;
     const sb = config.sequence_batching;
-    this.sequenceIdleMs = (Number(sb?.max_sequence_idle_microseconds) || DEFAULT_SEQUENCE_IDLE_US) / 1000;
+    this.instanceCount = instanceCountOf(config);
     if (sb) {
       for (const ci of sb.control_input ?? []) {
         for (const c of ci.control ?? []) {
@@ -413,16 +388,12 @@ export class ServedModel {
     return batch;
   }
 
-  /** Drops sequences idle for longer than max_sequence_idle_microseconds. */
-  expireSequences(at: number): number {
-    let n = 0;
-    for (const [key, e] of this.sequences) {
-      if (at - e.lastUsed > this.sequenceIdleMs) {
-        this.sequences.delete(key);
-        n++;
-      }
-    }
-    return n;
+  /** Sequences holding a slot / waiting for one. */
+  get sequencesActive(): number {
+    return this.batcher?.active ?? 0;
+  }
+  get sequencesWaiting(): number {
+    return this.batcher?.waiting ?? 0;
   }
 }
 
@@ -449,7 +420,6 @@ export class Engine {
   private readonly unloaded = new Set<string>();
   /** folders that are no model (no config.pbtxt), with the reason */
   private readonly skipped = new Map<string, string>();
-  private sweeper: NodeJS.Timeout | undefined;
   private readonly loading = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: EngineOptions) {}
@@ -492,16 +462,6 @@ export class Engine {
         { failed: [...this.failures.keys()].sort() },
         "server not ready: some models failed to load (ServerReady stays false, as Triton's strict readiness, so workers do not use this server until they load or are unloaded); `timeslide model-repo check REPO` says why",
       );
-    this.sweeper = setInterval(() => this.sweep(), 250);
-    this.sweeper.unref();
-  }
-
-  private sweep(): void {
-    const t = now();
-    for (const m of this.models.values()) {
-      const n = m.expireSequences(t);
-      if (n) this.opts.logger.info({ model: m.name, expired: n }, "idle sequences dropped");
-    }
   }
 
   /** (Re)loads a model: new versions come up before the old ones go, in-flight requests finish on the old. */
@@ -527,8 +487,11 @@ export class Engine {
       throw new InferenceError(status.INVALID_ARGUMENT, msg);
     }
     const old = this.models.get(name);
-    // Sequences carry over so a reload does not reset running streams.
-    if (old) for (const [k, v] of old.sequences) model.sequences.set(k, v);
+    // Sequences (slots, state, backlog) carry over so a reload does not reset running streams.
+    if (model.kind === "onnx" && model.config.sequence_batching) {
+      model.batcher = old?.batcher ?? new SequenceBatcher(model, log);
+      model.batcher.configure(model);
+    } else old?.batcher?.close();
     this.models.set(name, model);
     this.failures.delete(name);
     this.unloaded.delete(name);
@@ -559,7 +522,7 @@ export class Engine {
     const file = config.default_model_filename || "model.onnx";
     const m = new ServedModel(entry, config, "onnx");
     m.observer = this.opts.observer;
-    const count = Math.max(1, (config.instance_group ?? []).reduce((a, g) => a + (Number(g.count) || 1), 0));
+    const count = m.instanceCount;
     try {
       for (const v of versions) {
         const path = join(entry.dir, String(v), file);
@@ -592,6 +555,7 @@ export class Engine {
     }
     this.models.delete(name);
     this.unloaded.add(name);
+    m.batcher?.close();
     this.opts.logger.info({ model: name }, "model unloaded");
     await Promise.all([...m.versions.values()].map((v) => v.close()));
   }
@@ -664,46 +628,10 @@ export class Engine {
     const seq = req.sequence;
     if (!seq) throw invalid(`inference request to model '${m.name}' must specify a non-zero or non-empty correlation ID`);
     if (m.maxBatchSize > 0 && batch !== 1) throw invalid(`inference request to sequence model '${m.name}' must have batch size 1, got ${batch}`);
-    const key = typeof seq.id === "string" ? `s:${seq.id}` : `i:${BigInt(seq.id)}`;
-    let entry = m.sequences.get(key);
-    if (!entry) {
-      if (!seq.start) {
-        throw invalid(`inference request for sequence ${String(seq.id)} to model '${m.name}' must specify the START flag on the first request of the sequence`);
-      }
-      entry = { state: new Map(), lastUsed: now(), tail: Promise.resolve() };
-      m.sequences.set(key, entry);
-    }
-    const e = entry;
-    e.lastUsed = now();
-    // Requests of one sequence run one after another, in arrival order.
-    const result = e.tail.catch(() => {}).then(async () => {
-      if (seq.start) e.state.clear();
-      const feeds = new Map(req.inputs);
-      for (const s of m.states) feeds.set(s.input, e.state.has(s.input) ? cloneTensor(e.state.get(s.input)!) : s.initial());
-      const dims = m.maxBatchSize > 0 ? [1, 1] : [1];
-      for (const c of m.controls) {
-        let value: number | bigint | boolean | string;
-        if (c.kind === "CONTROL_SEQUENCE_START") value = seq.start ? c.trueValue : c.falseValue;
-        else if (c.kind === "CONTROL_SEQUENCE_END") value = seq.end ? c.trueValue : c.falseValue;
-        else if (c.kind === "CONTROL_SEQUENCE_READY") value = c.trueValue;
-        else value = typeof seq.id === "string" ? seq.id : BigInt(seq.id);
-        feeds.set(c.name, scalar(c.datatype, dims, typeof value === "boolean" ? (value ? 1 : 0) : value));
-      }
-      const r = await v.run(feeds, batch);
-      v.stats.queue.add(r.queueNs);
-      v.stats.compute_infer.add(r.inferNs);
-      const outputs = new Map(r.outputs);
-      for (const s of m.states) {
-        const t = outputs.get(s.output);
-        outputs.delete(s.output);
-        if (t) e.state.set(s.input, t);
-      }
-      e.lastUsed = now();
-      if (seq.end && m.sequences.get(key) === e) m.sequences.delete(key);
-      return reshapeOutputs(m, outputs);
-    });
-    e.tail = result;
-    return result;
+    const r = await m.batcher!.submit(v, req.inputs, seq);
+    v.stats.queue.add(r.queueNs);
+    v.stats.compute_infer.add(r.inferNs);
+    return reshapeOutputs(m, r.outputs);
   }
 
   private async runEnsemble(m: ServedModel, req: ExecRequest): Promise<Map<string, HostTensor>> {
@@ -755,8 +683,8 @@ export class Engine {
   }
 
   async close(): Promise<void> {
-    if (this.sweeper) clearInterval(this.sweeper);
     const all = [...this.models.values()];
+    for (const m of all) m.batcher?.close();
     this.models.clear();
     await Promise.all(all.flatMap((m) => [...m.versions.values()].map((v) => v.close())));
   }

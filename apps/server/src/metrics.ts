@@ -55,7 +55,13 @@ export class ServerMetrics implements EngineObserver {
   });
   readonly sequences = new Gauge({
     name: "timeslide_server_sequences_active",
-    help: "sequences holding implicit state",
+    help: "sequences holding a sequence slot (and implicit state)",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
+  readonly sequencesWaiting = new Gauge({
+    name: "timeslide_server_sequences_waiting",
+    help: "sequences waiting in the sequence batcher's backlog for a free slot",
     labelNames: ["model"],
     registers: [this.registry],
   });

@@ -138,7 +138,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (metrics) {
     metricsPort = await metrics.listen(o.metricsPort!, o.host, () => {
       metrics.sequences.reset();
-      for (const m of engine.models.values()) if (m.config.sequence_batching) metrics.sequences.set({ model: m.name }, m.sequences.size);
+      metrics.sequencesWaiting.reset();
+      for (const m of engine.models.values()) {
+        if (!m.batcher) continue;
+        metrics.sequences.set({ model: m.name }, m.sequencesActive);
+        metrics.sequencesWaiting.set({ model: m.name }, m.sequencesWaiting);
+      }
     });
   }
 

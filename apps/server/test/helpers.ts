@@ -53,8 +53,11 @@ export const UPDATE = GEOM.stride * GEOM.batch; // 16
  * writer): a detector with max_batch_size and dynamic batching, the
  * snapshotter with implicit state and a START control, a streaming
  * ensemble, and a model whose config leaves inputs/outputs to auto-complete.
+ * The snapshotter has `snapshotterInstances` instances (default 8): as on
+ * Triton, each is one sequence slot (Direct, max_batch_size 0), and the
+ * tests keep several sequences open at once on one server.
  */
-export function handWrittenRepository(opts: { idleUs?: number } = {}): string {
+export function handWrittenRepository(opts: { idleUs?: number; snapshotterInstances?: number } = {}): string {
   const repo = mkdtempSync(join(tmpdir(), "server-repo-"));
   const put = (path: string, data: string | Uint8Array) => {
     mkdirSync(join(repo, path, ".."), { recursive: true });
@@ -101,6 +104,7 @@ sequence_batching {
     }
   ]
 }
+instance_group [ { kind: KIND_CPU count: ${opts.snapshotterInstances ?? 8} } ]
 `,
   );
   put(

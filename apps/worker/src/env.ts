@@ -9,8 +9,10 @@ export interface WorkerEnv {
   prefix: string;
   /** "host:port,..." or "registry"; overrides the campaign's model.servers */
   servers?: string;
-  /** shifts streamed at once per job */
-  sequences: number;
+  /** shifts streamed at once per job; undefined: sized from the servers' sequence slots */
+  sequences?: number;
+  /** jobs this worker runs at once (its processor threads share the servers' slots) */
+  jobs: number;
   workerName: string;
   /** client deadline of one inference request (ms): a server that stops answering fails the request over */
   deadlineMs?: number;
@@ -21,7 +23,8 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     redisUrl: env.REDIS_URL || "redis://localhost:6379",
     prefix: env.TIMESLIDE_PREFIX || "timeslide",
     servers: env.TIMESLIDE_SERVERS || undefined,
-    sequences: Math.max(1, Number(env.TIMESLIDE_SEQUENCES) || 4),
+    sequences: Number(env.TIMESLIDE_SEQUENCES) >= 1 ? Math.floor(Number(env.TIMESLIDE_SEQUENCES)) : undefined,
+    jobs: Math.max(1, Math.floor(Number(env.TIMESLIDE_JOBS)) || 1),
     workerName: env.TIMESLIDE_WORKER_NAME || `${hostname()}:${process.pid}`,
     deadlineMs: Number(env.TIMESLIDE_DEADLINE_MS) > 0 ? Number(env.TIMESLIDE_DEADLINE_MS) : undefined,
   };

@@ -95,31 +95,38 @@ export class StreamingModel implements DetectionModel {
     const inflight = Math.max(1, this.opts.inflight ?? 4);
     const pending: Array<Promise<void>> = [];
     let failure: unknown;
-    for (let r = r0; r < requests && failure === undefined; r++) {
-      if (signal?.aborted) {
-        failure = signal.reason;
-        break;
-      }
-      await channelsReady(channels, (r + 1) * U);
-      const update = new Float32Array(nIfo * U);
-      for (let c = 0; c < nIfo; c++) {
-        const src = channels[c];
-        const a = r * U;
-        const b = Math.min(src.length, a + U);
-        if (b > a) src.copyTo(update, c * U, a, b);
-      }
-      const last = r === requests - 1;
-      const p = seq.send(update, { end: last }).then((res) => {
-        const y = (this.opts.output ? outputOf(res, this.opts.output) : res.outputs[0]).data as ArrayLike<number>;
-        for (let w = 0; w < this.batch; w++) {
-          const j = r * this.batch + w - first;
-          if (j >= 0 && j < count) out[j] = y[w];
+    try {
+      for (let r = r0; r < requests && failure === undefined; r++) {
+        if (signal?.aborted) {
+          failure = signal.reason;
+          break;
         }
-      });
-      pending.push(p.catch((e) => void (failure ??= e)));
-      // Backpressure: at most `inflight` requests of this sequence on the wire.
-      if (pending.length >= inflight) await pending.shift();
+        await channelsReady(channels, (r + 1) * U);
+        const update = new Float32Array(nIfo * U);
+        for (let c = 0; c < nIfo; c++) {
+          const src = channels[c];
+          const a = r * U;
+          const b = Math.min(src.length, a + U);
+          if (b > a) src.copyTo(update, c * U, a, b);
+        }
+        const last = r === requests - 1;
+        const p = seq.send(update, { end: last }).then((res) => {
+          const y = (this.opts.output ? outputOf(res, this.opts.output) : res.outputs[0]).data as ArrayLike<number>;
+          for (let w = 0; w < this.batch; w++) {
+            const j = r * this.batch + w - first;
+            if (j >= 0 && j < count) out[j] = y[w];
+          }
+        });
+        pending.push(p.catch((e) => void (failure ??= e)));
+        // Backpressure: at most `inflight` requests of this sequence on the wire.
+        if (pending.length >= inflight) await pending.shift();
+      }
+    } catch (e) {
+      failure ??= e; // e.g. the reader failed: no more samples
     }
+    // Stopped before the end: end the sequence on its server now, so its
+    // slot frees at once (a sequence model has few; others wait for them).
+    if (failure !== undefined) seq.close(failure instanceof Error ? failure : new Error(String(failure)));
     await Promise.all(pending);
     if (failure !== undefined) throw failure;
     return out;

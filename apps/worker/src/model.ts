@@ -354,3 +354,24 @@ async function describeWithRetries(endpoint: string, spec: CampaignSpec): Promis
     }
   }
 }
+
+/** Sequences per job when neither the servers limit them nor the worker is told. */
+export const DEFAULT_SEQUENCES = 4;
+/** At most this many sequences per job from the slot count (each extra one streams a part of a shift, with its own warm-up). */
+export const MAX_SEQUENCES_PER_JOB = 16;
+
+/**
+ * Sequences one job streams at once. Told (`--sequences`): that. Otherwise
+ * from the servers' sequence slots for the model (Triton: one per
+ * snapshotter instance, `model-repo --streams`): the worker's `jobs` share
+ * them, so each job gets floor(slots / jobs) (at least 1, at most
+ * MAX_SEQUENCES_PER_JOB); no limit known: DEFAULT_SEQUENCES. The pool never
+ * opens more sequences on a server than its slots, so a sequence beyond them
+ * waits in the worker, before its first request (no deadline runs), never in
+ * the server's backlog.
+ */
+export function sequencesPerJob(slots: number, jobs: number, told?: number): number {
+  if (told && told >= 1) return told;
+  if (!Number.isFinite(slots) || slots <= 0) return DEFAULT_SEQUENCES;
+  return Math.max(1, Math.min(MAX_SEQUENCES_PER_JOB, Math.floor(slots / Math.max(1, jobs))));
+}

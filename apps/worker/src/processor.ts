@@ -8,9 +8,9 @@ import pino from "pino";
 import { createRedis, JOB_ID_PATTERN, LOG_REDACT, parseJobPayload, payloadMismatch, recordJobResult, type JobSummary } from "@timeslide/campaign";
 import { grpcTlsFromEnv, ServerPool } from "@timeslide/kserve";
 import { ContextCache } from "./context.js";
-import { resolveModel } from "./model.js";
+import { resolveModel, sequencesPerJob } from "./model.js";
 import { PermanentJobError, runJob } from "./pipeline.js";
-import type { DetectionModel } from "./inference.js";
+import { StreamingModel, type DetectionModel } from "./inference.js";
 import { readWorkerEnv } from "./env.js";
 
 const env = readWorkerEnv();
@@ -31,10 +31,15 @@ function poolFor(campaign: string, servers: string[] | "registry") {
   if (!p) {
     // TLS to the inference servers when TIMESLIDE_GRPC_CA / TIMESLIDE_GRPC_TLS say so (the worker checked them at start).
     const client = { tls: grpcTlsFromEnv() };
+    // slotLeases: the workers of the fleet share each server's sequence slots
+    // through Redis, so together they open no more sequences on it than its
+    // slots (a sequence beyond them waits in its worker, not in the server's
+    // backlog where its requests' deadlines would run).
+    const slotLeases = { redis, prefix: env.prefix };
     const pool =
       key === "registry"
-        ? new ServerPool({ discovery: { redis, prefix: env.prefix }, logger: log, client })
-        : new ServerPool({ endpoints: key, logger: log, client }); // health changes and failovers show in the logs
+        ? new ServerPool({ discovery: { redis, prefix: env.prefix }, logger: log, client, slotLeases })
+        : new ServerPool({ endpoints: key, logger: log, client, slotLeases }); // health changes and failovers show in the logs
     const started = pool.start();
     p = {
       pool,
@@ -83,11 +88,16 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
       models.set(payload.campaign, model);
     }
     jlog.info({ kind: payload.kind, span: payload.span, shifts: payload.shifts }, "job started");
+    const detection = await model;
+    // Streaming: as many sequences as this job's share of the servers' sequence slots.
+    const slots = detection instanceof StreamingModel && !env.sequences ? await pool.sequenceSlots(ctx.spec.model.name, ctx.spec.model.version === "latest" ? undefined : String(ctx.spec.model.version)) : Infinity;
+    const sequences = sequencesPerJob(slots, env.jobs, env.sequences);
+    jlog.debug({ sequences, slots: Number.isFinite(slots) ? slots : undefined, told: env.sequences }, "sequences per job");
     let lastReport = 0;
     const summary = await runJob(job.id!, payload, ctx, {
-      model: await model,
+      model: detection,
       log: jlog,
-      concurrency: env.sequences,
+      concurrency: sequences,
       signal,
       onProgress: (p) => {
         const now = Date.now();

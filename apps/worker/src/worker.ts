@@ -26,7 +26,7 @@ export interface WorkerOptions {
   campaigns?: string[];
   /** jobs run at once (each in its own thread) */
   concurrency?: number;
-  /** shifts streamed at once per job */
+  /** shifts streamed at once per job; default: the servers' sequence slots for the model ÷ concurrency (see sequencesPerJob) */
   sequences?: number;
   /** "host:port,..." or "registry": overrides each campaign's model.servers */
   servers?: string;
@@ -80,6 +80,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   process.env.TIMESLIDE_PREFIX = o.prefix;
   if (o.servers) process.env.TIMESLIDE_SERVERS = o.servers;
   if (o.sequences) process.env.TIMESLIDE_SEQUENCES = String(o.sequences);
+  else delete process.env.TIMESLIDE_SEQUENCES;
+  process.env.TIMESLIDE_JOBS = String(o.concurrency ?? 1);
   if (o.requestDeadlineMs) process.env.TIMESLIDE_DEADLINE_MS = String(o.requestDeadlineMs);
 
   const metrics = new WorkerMetrics();

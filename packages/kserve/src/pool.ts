@@ -133,6 +133,83 @@ export interface ServerPoolOptions {
   client?: Omit<ClientOptions, "endpoint">;
   /** A pino logger (or anything with info/warn): health changes, failovers, discovery. */
   logger?: PoolLogger;
+  /**
+   * Sequences this pool opens at once on one server, per model. "config"
+   * (default): the server's sequence slots for the model, read from its
+   * model config (`sequenceSlots`; for an ensemble, its stateful step): on
+   * Triton a sequence beyond the slots waits in the server's backlog behind
+   * whole sequences, with the client's deadline running (and on a shared
+   * stream its answers hold up the others'), so a new sequence waits here
+   * instead, before its first request is sent. A number: that many per
+   * server. false: no limit.
+   */
+  sequenceSlots?: "config" | number | false;
+  /**
+   * Fleet-wide sequence slots: each sequence also holds a lease on its
+   * server's slots in Redis (`slotLeaseKey`), so pools in other processes
+   * (every worker of a fleet) together open no more sequences on a server
+   * than its slots. A lease is refreshed while the sequence lives and expires
+   * `ttlMs` (default 60 000, the demo's max_sequence_idle_microseconds: the
+   * server keeps a dead client's slot that long) after its pool stops
+   * refreshing it.
+   */
+  slotLeases?: { redis: Redis; prefix: string; ttlMs?: number };
+}
+
+/** Redis sorted set of the slot leases on one server for one model: member = lease id, score = expiry (ms, Redis clock). */
+export function slotLeaseKey(prefix: string, endpoint: string, model: string): string {
+  return `${prefix}:slots:${endpoint}:${model}`;
+}
+
+// Takes a lease when fewer than ARGV[1] unexpired ones are held. KEYS[1] the set; ARGV: slots, ttl ms, lease id.
+const LEASE_ACQUIRE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+  return 1
+end
+return 0`;
+// Extends the leases ARGV[2..] of KEYS[1] by ARGV[1] ms (only those still held).
+const LEASE_REFRESH = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1]))
+return 1`;
+
+/**
+ * Sequence slots of a model config as Triton counts them: instances ×
+ * max(1, max_batch_size) for the Direct strategy (the default), instances ×
+ * max_candidate_sequences for Oldest; undefined for a model without
+ * sequence batching.
+ */
+export function sequenceSlotsOf(config: { max_batch_size?: number | string | null; instance_group?: Array<{ count?: number | string | null }> | null; sequence_batching?: { oldest?: { max_candidate_sequences?: number | string | null } | null } | null }): number | undefined {
+  const sb = config.sequence_batching;
+  if (!sb) return undefined;
+  const instances = Math.max(1, (config.instance_group ?? []).reduce((a, g) => a + (Number(g.count) || 1), 0));
+  const perInstance = sb.oldest ? Math.max(1, Number(sb.oldest.max_candidate_sequences) || 0) : Math.max(1, Number(config.max_batch_size) || 0);
+  return instances * perInstance;
+}
+
+/**
+ * A server's sequence slots for `model`: its own (sequence batching) or, for
+ * an ensemble, the fewest of its stateful steps'; Infinity when no step keeps
+ * sequences.
+ */
+export async function serverSequenceSlots(client: InferenceClient, model: string, version = "", opts?: CallOptions): Promise<number> {
+  const config = await client.modelConfig(model, version, opts);
+  const own = sequenceSlotsOf(config);
+  if (own !== undefined) return own;
+  let slots = Infinity;
+  for (const step of config.ensemble_scheduling?.step ?? []) {
+    const sub = await client.modelConfig(step.model_name, Number(step.model_version) > 0 ? String(step.model_version) : "", opts);
+    const n = sequenceSlotsOf(sub);
+    if (n !== undefined) slots = Math.min(slots, n);
+  }
+  return slots;
 }
 
 export interface PoolLogger {
@@ -164,16 +241,44 @@ interface Entry {
   /** FIFO of requests waiting for a slot; called with true when a slot is handed over. */
   waiters: Array<(handedOver: boolean) => void>;
   lastError?: string;
+  /** carriers of the sequences living on this server (each with its own stream) */
+  carriers: Set<ServerCarrier>;
+  /** sequences open per model, and the server's sequence slots per model (read once) */
+  modelSequences: Map<string, number>;
+  slots: Map<string, number>;
 }
 
-/** A sticky per-server carrier: the server's shared stream, re-opened if it broke. */
+/**
+ * A sticky per-sequence carrier: its own gRPC stream to the sequence's
+ * server (re-opened if it broke), ended when the sequence leaves. Not one
+ * stream shared by the server's sequences: a server answers a stream's
+ * requests in request order (Triton: non-decoupled models), so on a shared
+ * stream a sequence whose START waits in the server's backlog for a slot
+ * would hold back the answers of the sequences that hold the slots, which
+ * then cannot go on and free them.
+ */
 class ServerCarrier implements SequenceCarrier {
+  /** the Redis slot lease the sequence holds (slotLeases) */
+  lease?: string;
+  private stream?: InferStream;
   constructor(
     readonly endpoint: string,
-    private readonly stream: () => InferStream,
+    readonly model: string,
+    private readonly open: () => InferStream,
   ) {}
   infer(req: InferRequest, opts?: { deadlineMs?: number; signal?: AbortSignal }): Promise<InferResult> {
-    return this.stream().infer(req, opts);
+    if (!this.stream || !this.stream.usable) this.stream = this.open();
+    return this.stream.infer(req, opts);
+  }
+  /** The sequence left: half-close (answers still on their way arrive). */
+  close(): void {
+    const s = this.stream;
+    this.stream = undefined;
+    s?.end().catch(() => undefined);
+  }
+  cancel(): void {
+    this.stream?.cancel();
+    this.stream = undefined;
   }
 }
 
@@ -182,6 +287,13 @@ export class ServerPool implements CarrierProvider {
   private readonly limit: number;
   private readonly opts: ServerPoolOptions;
   private readonly anyWaiters: Array<() => void> = [];
+  /** sequences waiting for a free sequence slot (FIFO) */
+  private readonly slotWaiters: Array<() => void> = [];
+  /** slot leases held in Redis: key -> lease ids */
+  private readonly leases = new Map<string, Set<string>>();
+  private leaseTimer?: NodeJS.Timeout;
+  private leaseSeq = 0;
+  private readonly leaseOwner = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   private healthTimer?: NodeJS.Timeout;
   private discoveryTimer?: NodeJS.Timeout;
   private closed = false;
@@ -224,6 +336,9 @@ export class ServerPool implements CarrierProvider {
         served: 0,
         sequences: 0,
         waiters: [],
+        modelSequences: new Map(),
+        slots: new Map(),
+        carriers: new Set(),
       };
       this.entries.set(endpoint, e);
     }
@@ -315,6 +430,7 @@ export class ServerPool implements CarrierProvider {
 
   private wakeAny(): void {
     for (const w of this.anyWaiters.splice(0)) w();
+    this.slotWaiters[0]?.();
   }
 
   private releaseSlot(e: Entry): void {
@@ -368,12 +484,6 @@ export class ServerPool implements CarrierProvider {
     }
   }
 
-  /** The server's shared stream (all sequences on it multiplex), re-opened when broken. */
-  private streamOf(e: Entry): InferStream {
-    if (!e.stream || !e.stream.usable) e.stream = e.client.openStream();
-    return e.stream;
-  }
-
   private markFailed(e: Entry, err: Error): void {
     this.setHealthy(e, false, err.message);
   }
@@ -403,8 +513,140 @@ export class ServerPool implements CarrierProvider {
 
   // CarrierProvider ------------------------------------------------------
 
-  async acquire(exclude: ReadonlySet<string>): Promise<SequenceCarrier> {
-    let e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
+  /** The server's sequence slots for the model (read from its config once; Infinity when unlimited or unknown). */
+  private async slotsOf(e: Entry, model: string, version?: string): Promise<number> {
+    const mode = this.opts.sequenceSlots ?? "config";
+    if (mode === false) return Infinity;
+    if (typeof mode === "number") return mode;
+    const key = `${model}\n${version ?? ""}`;
+    const known = e.slots.get(key);
+    if (known !== undefined) return known;
+    try {
+      const n = await serverSequenceSlots(e.client, model, version ?? "", { deadlineMs: this.opts.healthTimeoutMs ?? 5000 });
+      e.slots.set(key, n);
+      if (Number.isFinite(n)) this.opts.logger?.info({ endpoint: e.endpoint, model, slots: n }, "sequence slots");
+      return n;
+    } catch {
+      return Infinity; // asked again next time
+    }
+  }
+
+  /**
+   * Total sequence slots for `model` over the usable servers (Infinity when
+   * a server does not limit them): what a worker sizes its sequences from.
+   */
+  async sequenceSlots(model: string, version?: string): Promise<number> {
+    const usable = [...this.entries.values()].filter((e) => this.usable(e));
+    const counts = await Promise.all(usable.map((e) => this.slotsOf(e, model, version)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** The slots already known for a model on a server (sync); Infinity when unknown or unlimited. */
+  private knownSlots(e: Entry, model: string, version?: string): number {
+    const mode = this.opts.sequenceSlots ?? "config";
+    if (mode === false) return Infinity;
+    if (typeof mode === "number") return mode;
+    return e.slots.get(`${model}\n${version ?? ""}`) ?? Infinity;
+  }
+
+  private reserve(e: Entry, model: string): void {
+    e.sequences++;
+    e.modelSequences.set(model, (e.modelSequences.get(model) ?? 0) + 1);
+  }
+
+  /**
+   * Picks a usable server with a free sequence slot for `model` (pick's
+   * order) and counts the sequence on it. The slot counts are fetched first;
+   * the choice and the count then happen without yielding, so concurrent
+   * acquires cannot both take the last slot.
+   */
+  private async reserveWithSlot(exclude: ReadonlySet<string> | undefined, model: string, version?: string): Promise<{ e: Entry; lease?: string } | undefined> {
+    await Promise.all([...this.entries.values()].filter((e) => this.usable(e, exclude)).map((e) => this.slotsOf(e, model, version)));
+    const banned = new Set<string>();
+    for (const e of this.entries.values()) if ((e.modelSequences.get(model) ?? 0) >= this.knownSlots(e, model, version)) banned.add(e.endpoint);
+    for (const x of exclude ?? []) banned.add(x);
+    for (;;) {
+      const e = this.pick(banned, false, true);
+      if (!e) return undefined;
+      this.reserve(e, model);
+      const slots = this.knownSlots(e, model, version);
+      if (!this.opts.slotLeases || !Number.isFinite(slots)) return { e };
+      const lease = await this.takeLease(e.endpoint, model, slots).catch(() => "" as const); // Redis down: this pool's own limit still holds
+      if (lease !== undefined) return { e, lease: lease || undefined };
+      this.unreserve(e, model); // every slot of that server is leased by other processes
+      banned.add(e.endpoint);
+    }
+  }
+
+  private async takeLease(endpoint: string, model: string, slots: number): Promise<string | undefined> {
+    const o = this.opts.slotLeases!;
+    const key = slotLeaseKey(o.prefix, endpoint, model);
+    const id = `${this.leaseOwner}-${++this.leaseSeq}`;
+    const ttl = o.ttlMs ?? 60_000;
+    const ok = await o.redis.eval(LEASE_ACQUIRE, 1, key, String(slots), String(ttl), id);
+    if (Number(ok) !== 1) return undefined;
+    let held = this.leases.get(key);
+    if (!held) this.leases.set(key, (held = new Set()));
+    held.add(id);
+    if (!this.leaseTimer) {
+      this.leaseTimer = setInterval(() => void this.refreshLeases().catch(() => undefined), Math.max(100, ttl / 3));
+      this.leaseTimer.unref();
+    }
+    return `${key}\n${id}`;
+  }
+
+  private async refreshLeases(): Promise<void> {
+    const o = this.opts.slotLeases;
+    if (!o) return;
+    const ttl = o.ttlMs ?? 60_000;
+    await Promise.all([...this.leases].filter(([, ids]) => ids.size).map(([key, ids]) => o.redis.eval(LEASE_REFRESH, 1, key, String(ttl), ...ids)));
+  }
+
+  private dropLease(lease: string | undefined): void {
+    const o = this.opts.slotLeases;
+    if (!o || !lease) return;
+    const [key, id] = lease.split("\n");
+    this.leases.get(key)?.delete(id);
+    void o.redis.zrem(key, id).catch(() => undefined);
+  }
+
+  private unreserve(e: Entry, model: string): void {
+    if (e.sequences > 0) e.sequences--;
+    const n = e.modelSequences.get(model) ?? 0;
+    if (n > 1) e.modelSequences.set(model, n - 1);
+    else e.modelSequences.delete(model);
+  }
+
+  async acquire(exclude: ReadonlySet<string>, sequence?: { model: string; version?: string }): Promise<SequenceCarrier> {
+    if (this.closed) throw noServerError("pool closed");
+    const model = sequence?.model ?? "";
+    const anyUsable = () => [...this.entries.values()].some((x) => this.usable(x));
+    let e: Entry | undefined;
+    for (;;) {
+      const got = (await this.reserveWithSlot(exclude, model, sequence?.version)) ?? (await this.reserveWithSlot(undefined, model, sequence?.version));
+      if (got) {
+        const entry = got.e;
+        const carrier = new ServerCarrier(entry.endpoint, model, () => entry.client.openStream());
+        carrier.lease = got.lease;
+        entry.carriers.add(carrier);
+        return carrier;
+      }
+      if (this.closed || !anyUsable()) break;
+      // Every usable server's slots are taken (by this pool's sequences, or
+      // with slotLeases by any pool's): wait (FIFO here) for one to end,
+      // before sending anything (no deadline runs).
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, this.opts.slotLeases ? 250 : 1000); // also re-check health, slot counts and other processes' leases
+        const waiters = this.slotWaiters;
+        function done() {
+          clearTimeout(t);
+          const i = waiters.indexOf(done);
+          if (i >= 0) waiters.splice(i, 1);
+          resolve();
+        }
+        waiters.push(done);
+      });
+    }
     if (!e) {
       await this.checkHealth();
       e = this.pick(exclude, false, true) ?? this.pick(undefined, false, true);
@@ -432,9 +674,8 @@ export class ServerPool implements CarrierProvider {
       const states = this.servers().map((s) => `${s.endpoint}: ${s.lastError ?? "unhealthy"}`);
       throw noServerError(`no healthy server for the sequence (${states.join("; ") || "no servers known"})`);
     }
-    const entry = e;
-    entry.sequences++;
-    return new ServerCarrier(entry.endpoint, () => this.streamOf(entry));
+    // A server is healthy again: take a slot on it (or wait for one) as usual.
+    return this.acquire(exclude, sequence);
   }
 
   failed(carrier: SequenceCarrier, err: Error): void {
@@ -454,7 +695,16 @@ export class ServerPool implements CarrierProvider {
 
   release(carrier: SequenceCarrier): void {
     const e = this.entries.get(carrier.endpoint);
-    if (e && e.sequences > 0) e.sequences--;
+    const model = (carrier as ServerCarrier).model;
+    if (e) {
+      if (model !== undefined) this.unreserve(e, model);
+      else if (e.sequences > 0) e.sequences--;
+    }
+    const c = carrier as ServerCarrier;
+    this.dropLease(c.lease);
+    c.lease = undefined;
+    if (e?.carriers.delete(c)) c.close();
+    this.slotWaiters[0]?.(); // the oldest waiting sequence looks again
   }
 
   /** A snapshotter sequence on the least-loaded server, failing over to others. */
@@ -472,11 +722,16 @@ export class ServerPool implements CarrierProvider {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.leaseTimer);
+    // leases of sequences still open end with the pool
+    for (const [key, ids] of this.leases) for (const id of ids) this.dropLease(`${key}\n${id}`);
     clearInterval(this.healthTimer);
     clearInterval(this.discoveryTimer);
     this.wakeAny();
     for (const e of this.entries.values()) {
       e.stream?.cancel();
+      for (const c of e.carriers) c.cancel();
+      e.carriers.clear();
       e.client.close();
     }
   }

@@ -83,7 +83,8 @@ export interface SequenceCarrier {
  * (in-flight accounting; `begin` may wait for capacity).
  */
 export interface CarrierProvider {
-  acquire(exclude: ReadonlySet<string>): Promise<SequenceCarrier>;
+  /** `sequence`: the model (and version) the sequence runs, so a provider can respect the servers' sequence slots. */
+  acquire(exclude: ReadonlySet<string>, sequence?: { model: string; version?: string }): Promise<SequenceCarrier>;
   failed?(carrier: SequenceCarrier, err: Error): void;
   begin?(carrier: SequenceCarrier): Promise<void>;
   done?(carrier: SequenceCarrier): void;
@@ -253,7 +254,7 @@ export class SequenceStream {
   private async currentCarrier(exclude: ReadonlySet<string> = new Set()): Promise<SequenceCarrier> {
     if (this.carrier) return this.carrier;
     if (!this.connecting) {
-      this.connecting = this.provider.acquire(exclude).finally(() => (this.connecting = undefined));
+      this.connecting = this.provider.acquire(exclude, { model: this.opts.model, version: this.opts.version }).finally(() => (this.connecting = undefined));
     }
     this.carrier = await this.connecting;
     return this.carrier;
@@ -408,6 +409,45 @@ export class SequenceStream {
       );
     }
     for (const p of resend) void this.transmit(p, gen, to);
+  }
+
+  /**
+   * Gives the sequence up before its end (the caller stopped: a failed job,
+   * an abort). Unanswered sends reject with `reason`. If the sequence lives
+   * on a server, one zero update with `sequence_end` follows its earlier
+   * requests (its answer dropped), so the server frees the sequence's slot at
+   * once instead of after max_sequence_idle_microseconds (on Triton a
+   * sequence model has few slots and further sequences wait for them);
+   * then the carrier is released. Nothing to do after `end` was sent.
+   */
+  close(reason: Error = new Error(`sequence ${String(this.sequenceId)}: closed before its end`)): void {
+    if (this.fatal || this.ended) return;
+    this.ended = true;
+    this.fatal = reason;
+    this.generation++;
+    for (const p of this.queue.splice(0)) p.reject(reason);
+    const carrier = this.carrier;
+    this.carrier = undefined;
+    if (!carrier) {
+      // a carrier still being acquired carries nothing of this sequence yet
+      this.connecting?.then(
+        (c) => {
+          if (this.carrier === c) this.carrier = undefined;
+          this.provider.release?.(c);
+        },
+        () => undefined,
+      );
+      return;
+    }
+    if (this.startOnNext) {
+      this.provider.release?.(carrier); // no START on this carrier: nothing on its server
+      return;
+    }
+    const zeros = new Float32Array(this.geometry.channels * this.U);
+    this.write(carrier, zeros, true).then(
+      () => this.provider.release?.(carrier),
+      () => this.provider.release?.(carrier),
+    );
   }
 
   private abort(err: Error): void {

@@ -267,3 +267,103 @@ describe.skipIf(!available)("client against the embedded server", () => {
     }
   });
 });
+
+describe.skipIf(!available)("pool against servers with one sequence slot (Triton's Direct, one snapshotter instance)", () => {
+  let repo: string;
+  let s: Proc;
+  beforeAll(async () => {
+    const { writeDemoRepository } = await import("@timeslide/model-repo");
+    repo = mkdtempSync(join(tmpdir(), "kserve-one-slot-"));
+    writeDemoRepository(repo, { nIfo: G.channels, kernel: G.kernel, stride: G.stride, batch: G.batch, nTemplates: 4, maxBatchSize: 16, streams: 1 });
+    s = await startEmbedded(repo);
+  }, 60_000);
+  afterAll(async () => {
+    await s?.kill("SIGTERM");
+    if (repo) rmSync(repo, { recursive: true, force: true });
+  });
+
+  it("reads the slots from the ensemble's stateful step and opens no more sequences than that: the rest wait in the pool, none past a deadline", async () => {
+    const pool = await ServerPool.create({ endpoints: s.endpoint, maxInFlightPerServer: 16 });
+    try {
+      expect(await pool.sequenceSlots("detector-stream")).toBe(1);
+      const K = 6;
+      const n = K * G.stride * G.batch;
+      let maxOpen = 0;
+      const watch = setInterval(() => (maxOpen = Math.max(maxOpen, pool.servers()[0].sequences)), 5);
+      // Three sequences pipelined on the pool's one shared stream: with the
+      // server's backlog behind a slot held by a sequence whose answers wait
+      // behind a backlogged START (answers come in request order), this
+      // would stall until the idle limit; the pool waits instead.
+      const outs = await Promise.all(
+        [0, 1, 2].map(async (i) => {
+          const data = strain(G.channels, n, 300 + i);
+          const seq = pool.openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+          const rs = await Promise.all(Array.from({ length: K }, (_, k) => seq.send(updateAt(data, n, G, k), { end: k === K - 1 }).then(stat)));
+          return rs;
+        }),
+      );
+      clearInterval(watch);
+      expect(maxOpen).toBe(1);
+      for (const rs of outs) expect(rs).toHaveLength(K);
+      expect(pool.servers()[0].sequences).toBe(0);
+    } finally {
+      pool.close();
+    }
+  }, 60_000);
+  it("close() before the end ends the sequence on its server: the slot frees at once, not after the 60 s idle limit", async () => {
+    const pool = await ServerPool.create({ endpoints: s.endpoint, maxInFlightPerServer: 16 });
+    try {
+      const n = 4 * G.stride * G.batch;
+      const data = strain(G.channels, n, 401);
+      const a = pool.openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+      await a.send(updateAt(data, n, G, 0));
+      await a.send(updateAt(data, n, G, 1));
+      const dangling = a.send(updateAt(data, n, G, 2)).catch((e: Error) => e);
+      a.close(new Error("job failed"));
+      expect(await dangling).toBeInstanceOf(Error);
+      const t0 = performance.now();
+      const b = pool.openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+      await b.send(updateAt(data, n, G, 0), { end: true });
+      expect(performance.now() - t0).toBeLessThan(3_000);
+      expect(pool.servers()[0].sequences).toBe(0);
+    } finally {
+      pool.close();
+    }
+  }, 30_000);
+  it("slot leases in Redis: two pools (two worker processes) together open no more sequences than the server's slot; none waits in its backlog", async () => {
+    const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { lazyConnect: false, maxRetriesPerRequest: 1 });
+    const prefix = `kslease-${randomBytes(4).toString("hex")}`;
+    const pools = await Promise.all([0, 1].map(() => ServerPool.create({ endpoints: s.endpoint, slotLeases: { redis, prefix, ttlMs: 5_000 } })));
+    const client = new InferenceClient(s.endpoint);
+    try {
+      const queueNs = async () => Number((await client.modelStatistics("snapshotter"))[0].inference_stats!.queue!.ns);
+      const q0 = await queueNs();
+      const K = 4;
+      const n = K * G.stride * G.batch;
+      let maxLeases = 0;
+      const key = `${prefix}:slots:${s.endpoint}:detector-stream`;
+      const watch = setInterval(() => void redis.zcard(key).then((c) => (maxLeases = Math.max(maxLeases, c))), 5);
+      await Promise.all(
+        [0, 1, 2, 3].map(async (i) => {
+          const data = strain(G.channels, n, 500 + i);
+          const seq = pools[i % 2].openSequence({ model: "detector-stream", geometry: G, deadlineMs: 5_000 });
+          for (let k = 0; k < K; k++) {
+            await seq.send(updateAt(data, n, G, k), { end: k === K - 1 });
+            await new Promise((r) => setTimeout(r, 40)); // a stream's pace: without leases the other pool's START would wait this out in the backlog
+          }
+        }),
+      );
+      clearInterval(watch);
+      expect(maxLeases).toBe(1);
+      expect(await redis.zcard(key)).toBe(0); // every lease released
+      // Server-side queue time (backlog included) stayed small: no START waited behind another pool's sequence.
+      expect((await queueNs()) - q0).toBeLessThan(100e6);
+    } finally {
+      client.close();
+      for (const p of pools) p.close();
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    }
+  }, 60_000);
+});

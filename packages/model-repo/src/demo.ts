@@ -145,6 +145,17 @@ export function buildSnapshotter(o: SnapshotterOptions): Uint8Array {
   return g.toBytes(`snapshotter: ${nIfo} ifos, kernel ${kernel}, stride ${stride}, batch ${batch}`);
 }
 
+/**
+ * Default snapshotter instances, i.e. streams (sequences) one server carries
+ * at once. On Triton a Direct sequence model with max_batch_size 0 has one
+ * sequence slot per instance; further sequences wait in a backlog until a
+ * slot frees (END, or the idle limit). 8 = two default workers per server
+ * (`timeslide worker`: 1 job × 4 sequences each); aframe runs 6 snapshotter
+ * instances per GPU. Size it as workers × jobs per worker × sequences per
+ * job ÷ servers.
+ */
+export const DEFAULT_STREAMS = 8;
+
 export interface DemoRepositoryOptions extends DetectorOptions {
   stride: number;
   /** Windows per streaming update. */
@@ -162,6 +173,8 @@ export interface DemoRepositoryOptions extends DetectorOptions {
   gpu?: GpuOptions;
   /** Detector dynamic_batching (default true): concurrent requests merge into one run. */
   dynamicBatching?: boolean;
+  /** Snapshotter instances = sequence slots per server (default DEFAULT_STREAMS). */
+  streams?: number;
   /** Idle sequences are dropped after this (default 60 s). */
   sequenceIdleMicroseconds?: number;
   detectorName?: string;
@@ -269,6 +282,7 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
     nIfo: o.nIfo,
     sequenceIdleMicroseconds: o.sequenceIdleMicroseconds,
     kind: o.gpu ? "KIND_GPU" : undefined,
+    streams: o.streams,
   });
   return { detector, snapshotter, ensemble, stateSize: s.stateSize, updateSize: s.updateSize };
 }

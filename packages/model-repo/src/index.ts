@@ -58,6 +58,7 @@ export {
   streamingEnsembleConfig,
   snapshotSize,
   writeDemoRepository,
+  DEFAULT_STREAMS,
   mulberry32,
   type DetectorOptions,
   type SnapshotterOptions,

@@ -9,7 +9,7 @@ import type { ModelConfig, ModelTensorConfig } from "./config.js";
 import { checkRepository, ensembleProblems, onnxConfigProblems, repositoryLookup, type ConfigLookup, type SkippedFolder } from "./check.js";
 import { readOnnxSignature, type OnnxSignature, type TensorSignature } from "./onnx.js";
 import { forGpu, nextVersion, tensorConfig, writeModelConfig, type GpuOptions } from "./repository.js";
-import { buildSnapshotter, snapshotSize, snapshotterConfig, type SnapshotterOptions } from "./demo.js";
+import { buildSnapshotter, DEFAULT_STREAMS, snapshotSize, snapshotterConfig, type SnapshotterOptions } from "./demo.js";
 
 /** max_batch_size written for a model with a dynamic batch axis when none is given. */
 export const DEFAULT_MAX_BATCH_SIZE = 128;
@@ -134,6 +134,8 @@ export interface StreamOptions {
   sequenceIdleMicroseconds?: number;
   /** the snapshotter's instance kind (default KIND_CPU) */
   kind?: "KIND_CPU" | "KIND_GPU";
+  /** snapshotter instances = sequence slots (streams) per server (default DEFAULT_STREAMS) */
+  streams?: number;
 }
 
 export interface StreamResult {
@@ -211,7 +213,11 @@ export function addStreaming(repository: string, name: string, o: StreamOptions,
     throw new Error(`${model} output '${output.name}' is ${output.data_type}; timeslide reads the detection statistic as TYPE_FP32 or TYPE_FP64`);
   const snap: SnapshotterOptions = { nIfo, kernel: o.kernel, stride: o.stride, batch: o.batch };
   const snapCfg = snapshotterConfig(snapName, snap, o.sequenceIdleMicroseconds ?? 60_000_000);
-  if (o.kind) snapCfg.instance_group = [{ count: 1, kind: o.kind }];
+  // Triton gives a Direct sequence model with max_batch_size 0 one sequence
+  // slot per instance: as many instances as streams the server carries.
+  const streams = o.streams ?? DEFAULT_STREAMS;
+  if (!Number.isInteger(streams) || streams < 1) throw new Error(`stream: streams ${streams}: expected a whole number >= 1`);
+  snapCfg.instance_group = [{ count: streams, kind: o.kind ?? "KIND_CPU" }];
   const ensemble: ModelConfig = {
     name,
     platform: "ensemble",

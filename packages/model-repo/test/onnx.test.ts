@@ -164,7 +164,7 @@ describe("GPU site configs", () => {
     expect(det.dynamic_batching).toEqual({ max_queue_delay_microseconds: 500 });
     // The snapshotter runs on the GPU too (its state stays there), without an accelerator: it only copies.
     const snap = readModel(dir, "snapshotter").config;
-    expect(snap.instance_group).toEqual([{ count: 1, kind: "KIND_GPU" }]);
+    expect(snap.instance_group).toEqual([{ count: 8, kind: "KIND_GPU" }]); // streams (default 8): one sequence slot per instance
     expect(snap.optimization).toBeUndefined();
   });
 
@@ -176,7 +176,7 @@ describe("GPU site configs", () => {
     expect((det.optimization as any).execution_accelerators.gpu_execution_accelerator).toEqual([
       { name: "tensorrt", parameters: { precision_mode: "FP16", max_workspace_size_bytes: "1073741824" } },
     ]);
-    expect(readModel(on, "snapshotter").config.instance_group).toEqual([{ count: 1, kind: "KIND_GPU" }]);
+    expect(readModel(on, "snapshotter").config.instance_group).toEqual([{ count: 8, kind: "KIND_GPU" }]);
 
     const off = mkdtempSync(join(tmpdir(), "gpu-repo-"));
     writeDemoRepository(off, { nIfo: 2, kernel: 32, stride: 4, batch: 8, gpu: { tensorrtFp16: false } });
@@ -187,7 +187,7 @@ describe("GPU site configs", () => {
     const cpu = mkdtempSync(join(tmpdir(), "cpu-repo-"));
     writeDemoRepository(cpu, { nIfo: 2, kernel: 32, stride: 4, batch: 8, instances: 2 });
     expect(readModel(cpu, "detector").config.instance_group).toEqual([{ count: 2, kind: "KIND_CPU" }]);
-    expect(readModel(cpu, "snapshotter").config.instance_group).toEqual([{ count: 1, kind: "KIND_CPU" }]);
+    expect(readModel(cpu, "snapshotter").config.instance_group).toEqual([{ count: 8, kind: "KIND_CPU" }]);
     for (const m of ["detector", "snapshotter"]) expect(readModel(cpu, m).config.optimization).toBeUndefined();
   });
 });

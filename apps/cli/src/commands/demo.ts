@@ -150,7 +150,8 @@ async function demo(raw: Record<string, string>): Promise<void> {
     say(`[2/6] model repository (streaming ensemble around the demo detector) -> ${join(out, "models")}`);
     const kernel = DEMO.kernel * DEMO.sampleRate;
     const stride = DEMO.sampleRate / DEMO.isr;
-    writeDemoRepository(join(out, "models"), { nIfo: 2, kernel, stride, batch: DEMO.batch });
+    // One snapshotter instance (sequence slot) per stream: workers × 4 sequences each.
+    writeDemoRepository(join(out, "models"), { nIfo: 2, kernel, stride, batch: DEMO.batch, streams: o.workers * 4 });
 
     redisHandle = await ensureRedis();
     const redisUrl = redisHandle.url;

@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import {
+  DEFAULT_STREAMS,
   addModel,
   addStreaming,
   checkRepository,
@@ -46,6 +47,7 @@ const Flags = z
     dynamicBatching: z.boolean(),
     device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }),
     instances: int("--instances", 1, 64),
+    streams: int("--streams", 1, 1024),
     tensorrt: z.boolean(),
     force: z.boolean(),
     json: z.boolean(),
@@ -86,6 +88,8 @@ export interface ModelRepoResult {
   dynamic_batching: boolean;
   device: "cpu" | "gpu";
   instances: number;
+  /** snapshotter instances: sequence slots (streams) per server */
+  streams: number;
   /** the detector runs through TensorRT FP16 on Triton (--device gpu without --no-tensorrt) */
   tensorrt: boolean;
   update_samples: number;
@@ -113,6 +117,7 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     maxBatchSize: maxBatch,
     dynamicBatching: o.dynamicBatching,
     instances: o.instances,
+    streams: o.streams,
     gpu: o.device === "gpu" ? { tensorrtFp16: o.tensorrt } : undefined,
   });
   const files = [
@@ -134,6 +139,7 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     dynamic_batching: o.dynamicBatching,
     device: o.device,
     instances: o.instances,
+    streams: o.streams,
     tensorrt: o.device === "gpu" && o.tensorrt,
     update_samples: repo.updateSize,
     state_samples: repo.stateSize,
@@ -156,6 +162,7 @@ export const MODEL_REPO_DEFAULTS = {
   dynamicBatching: true,
   device: "cpu",
   instances: "1",
+  streams: String(DEFAULT_STREAMS),
   tensorrt: true,
   force: false,
   json: false,
@@ -182,6 +189,7 @@ const StreamFlags = z
     output: z.string().trim().min(1).optional(),
     snapshotter: z.string().trim().min(1).optional(),
     device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }),
+    streams: int("--streams", 1, 1024).optional(),
     json: z.boolean(),
   })
   .superRefine((o, ctx) => {
@@ -242,6 +250,7 @@ function demoAction(raw: Record<string, unknown>) {
         `  update [1, ${r.ifos}, ${r.update_samples}], state ${r.state_samples} samples per ifo, detector max_batch_size ${r.max_batch_size}` +
           `${r.dynamic_batching ? ", dynamic batching" : ""}, ${r.instances} ${r.device.toUpperCase()} instance(s)` +
           `${r.device === "gpu" ? `${r.instances > 1 ? " per GPU" : ""}, snapshotter on the GPU, detector ${r.tensorrt ? "through TensorRT FP16" : "without TensorRT (CUDA)"}` : ""}`,
+        `  snapshotter: ${r.streams} instance(s) = ${r.streams} sequence slot(s) per server (--streams)`,
         `campaign settings to match: data.sample_rate ${r.campaign.data.sample_rate}, model.name ${r.campaign.model.name}, ` +
           `inference.kernel_length ${r.campaign.inference.kernel_length}, inference_sampling_rate ${r.campaign.inference.inference_sampling_rate}, batch_size ${r.campaign.inference.batch_size}`,
       ].join("\n"),
@@ -262,6 +271,12 @@ function demoOptions(c: Command): Command {
     .option("--no-dynamic-batching", "do not merge concurrent detector requests into one run")
     .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes: detector and snapshotter KIND_GPU, detector through TensorRT FP16)", MODEL_REPO_DEFAULTS.device)
     .option("--instances <n>", "detector instances per server (instance_group count; per GPU with --device gpu)", MODEL_REPO_DEFAULTS.instances)
+    .option(
+      "--streams <n>",
+      "snapshotter instances per server = sequences (streams) it carries at once; Triton gives a sequence model one slot per instance and queues further sequences. " +
+        "Size: workers × --concurrency × --sequences ÷ servers (8 = two default workers; aframe: 6 per GPU)",
+      MODEL_REPO_DEFAULTS.streams,
+    )
     .option("--no-tensorrt", "with --device gpu: no TensorRT accelerator block (ONNX Runtime's CUDA provider alone)")
     .option("--force", "overwrite the models if the directory already holds them")
     .option("--json", "print what was written as JSON");
@@ -375,6 +390,7 @@ export function registerModelRepo(program: Command): void {
     .option("--output <tensor>", "the model output that is the detection statistic (when it has several)")
     .option("--snapshotter <name>", "snapshotter model name (default: NAME-snapshotter)")
     .option("--device <kind>", "snapshotter instance kind: cpu or gpu", "cpu")
+    .option("--streams <n>", `snapshotter instances = sequence slots per server (default ${DEFAULT_STREAMS}; Triton: one per instance)`)
     .option("--json", "print what was written as JSON")
     .addHelpText("after", "\nExample:\n  timeslide model-repo stream models mynet-stream --model mynet --kernel-length 1 --sample-rate 2048 --inference-sampling-rate 16 --batch-size 64")
     .action((dir: string, name: string, raw: Record<string, unknown>) =>
@@ -392,6 +408,7 @@ export function registerModelRepo(program: Command): void {
           output: o.output,
           snapshotter: o.snapshotter,
           kind: o.device === "gpu" ? "KIND_GPU" : "KIND_CPU",
+          streams: o.streams,
         });
         const campaign = { data: { sample_rate: o.sampleRate }, model: { name: r.ensemble }, inference: { kernel_length: o.kernelLength, inference_sampling_rate: o.inferenceSamplingRate, batch_size: o.batchSize } };
         if (o.json) {

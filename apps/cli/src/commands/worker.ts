@@ -11,7 +11,7 @@ export function registerWorker(program: Command): void {
     .description("take jobs from the queue and run them through the inference servers (until SIGTERM / SIGINT)")
     .argument("[campaigns...]", "campaigns to work on (default: every submitted campaign)")
     .option("-c, --concurrency <n>", "jobs at once, each in its own thread", "1")
-    .option("--sequences <n>", "shifts streamed at once per job", "4")
+    .option("--sequences <n>", "shifts streamed at once per job (default: the servers' sequence slots for the model ÷ --concurrency, at most 16; 4 when the servers do not limit sequences)")
     .option("--servers <list>", 'inference servers "host:port,..." or "registry" (default: the campaign\'s model.servers)')
     .option("--metrics-port <port>", "serve Prometheus metrics on this port")
     .option("--grace <s>", "seconds a shutdown waits for running jobs before handing them back", "30")
@@ -19,7 +19,7 @@ export function registerWorker(program: Command): void {
     .option("--lock <s>", "job lock duration (s): a job whose worker died is handed to another after about this long", "60")
     .option("--redis <url>", "Redis URL (default: REDIS_URL, else redis://localhost:6379)")
     .addHelpText("after", "\nExamples:\n  timeslide worker o3a-chunk1 --concurrency 2 --servers gpu1:8001,gpu2:8001\n  REDIS_URL=redis://queue:6379 timeslide worker --servers registry --metrics-port 9100")
-    .action((campaigns: string[], opts: { concurrency: string; sequences: string; servers?: string; metricsPort?: string; grace: string; deadline: string; lock: string; redis?: string }) =>
+    .action((campaigns: string[], opts: { concurrency: string; sequences?: string; servers?: string; metricsPort?: string; grace: string; deadline: string; lock: string; redis?: string }) =>
       run(async () => {
         const lock = Number(opts.lock);
         if (!(lock >= 1)) throw new Error(`worker: --lock: expected a number of seconds >= 1, got "${opts.lock}"`);
@@ -29,7 +29,7 @@ export function registerWorker(program: Command): void {
           return n;
         };
         const concurrency = count("concurrency", opts.concurrency);
-        const sequences = count("sequences", opts.sequences);
+        const sequences = opts.sequences !== undefined ? count("sequences", opts.sequences) : undefined;
         const deadline = Number(opts.deadline);
         if (!(deadline > 0)) throw new Error(`worker: --deadline: expected a number of seconds > 0, got "${opts.deadline}"`);
         const grace = Number(opts.grace);
