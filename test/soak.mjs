@@ -99,7 +99,9 @@ const workers = [];
 try {
   redis = await connectRedis(REDIS_URL);
   line({ soak: "setup", jobs_target: N, redis: redactRedisUrl(REDIS_URL), prefix, dir });
-  cli(["synth", "--out", "data", "--ifos", "H1,L1", "--duration", "20m", "--sample-rate", "256", "--file-duration", "600", "--gaps", "0", "--injections", "0", "--seed", "7"]);
+  // enough data that the shifts stay short against it (non-circular: a shift longer than a segment gives nothing)
+  const minutes = Math.max(20, Math.ceil(N / 700));
+  cli(["synth", "--out", "data", "--ifos", "H1,L1", "--duration", `${minutes}m`, "--sample-rate", "256", "--file-duration", "600", "--gaps", "0", "--injections", "0", "--seed", "7"]);
   cli(["model-repo", "--out", "models", "--ifos", "2", "--kernel-length", "1", "--sample-rate", "128", "--inference-sampling-rate", "2", "--batch-size", "32"]);
   const port = await freePort();
   const server = start(["serve", "--repo", "models", "--host", "127.0.0.1", "--port", String(port), "--threads", "1"], "server");
@@ -114,7 +116,7 @@ try {
     writeFileSync(join(dir, "campaign.yaml"), campaignYaml(shifts, port));
     plan = JSON.parse(cli(["plan", "campaign.yaml", "--json"]));
     if (plan.jobs.total >= N) break;
-    shifts++;
+    shifts += Math.max(1, Math.ceil((N - plan.jobs.total) / Math.max(1, plan.jobs.background / shifts)));
   }
   const submitted = JSON.parse(cli(["submit", "campaign.yaml", "--json"]));
   line({ soak: "submitted", elapsed_s: elapsed(), jobs: plan.jobs, shifts, background_planned_s: plan.livetime.background_s, added: submitted.added });
