@@ -247,6 +247,26 @@ export async function synthesize(o: SynthOptions): Promise<SynthResult> {
   return result;
 }
 
+/** Injection i's per-detector waveforms scaled (to its target network SNR) into the set's arrays; returns the scale. */
+function storeScaled(
+  i: number,
+  scale: number,
+  ifos: readonly string[],
+  per: Float64Array[],
+  perSnr: number[],
+  waveforms: Record<string, Float32Array>,
+  cols: Record<string, Float64Array>,
+  length: number,
+): number {
+  ifos.forEach((ifo, k) => {
+    const h = per[k];
+    const w = waveforms[ifo];
+    for (let j = 0; j < length; j++) w[i * length + j] = h[j] * scale;
+    cols[`snr_${ifo}`][i] = perSnr[k] * scale;
+  });
+  return scale;
+}
+
 /** What both kinds of injection set share: waveform span and length, even spacing, empty arrays. */
 function injectionLayout(o: SynthOptions, duration: number, m: number) {
   const fs = o.sampleRate;
@@ -300,13 +320,7 @@ function makeInjections(o: SynthOptions, start: number, duration: number, m: num
       perSnr.push(r);
       net2 += r * r;
     }
-    const scale = target / Math.sqrt(net2);
-    o.ifos.forEach((ifo, k) => {
-      const h = per[k];
-      const w = waveforms[ifo];
-      for (let j = 0; j < length; j++) w[i * length + j] = h[j] * scale;
-      cols[`snr_${ifo}`][i] = perSnr[k] * scale;
-    });
+    const scale = storeScaled(i, target / Math.sqrt(net2), o.ifos, per, perSnr, waveforms, cols, length);
     cols.snr[i] = target;
     cols.distance[i] = 1 / scale; // amplitude ∝ 1/distance, waveforms made at 1 Mpc
     cols.chirp_mass[i] = p.chirpMass;
@@ -365,13 +379,7 @@ function makeSkyInjections(o: SynthOptions, start: number, duration: number, m: 
       perSnr.push(r);
       net2 += r * r;
     }
-    const scale = target / Math.sqrt(net2);
-    o.ifos.forEach((ifo, k) => {
-      const h = per[k];
-      const w = waveforms[ifo];
-      for (let j = 0; j < length; j++) w[i * length + j] = h[j] * scale;
-      cols[`snr_${ifo}`][i] = perSnr[k] * scale;
-    });
+    const scale = storeScaled(i, target / Math.sqrt(net2), o.ifos, per, perSnr, waveforms, cols, length);
     cols.snr[i] = target;
     cols.distance[i] = 1 / scale;
     cols.chirp_mass[i] = p.chirpMass;
