@@ -258,15 +258,20 @@ function demoAction(raw: Record<string, unknown>) {
   });
 }
 
-/** The demo's flags, on `model-repo` itself (the original form) and on `model-repo demo`. */
-function demoOptions(c: Command): Command {
+/** The streaming geometry, as the campaign's inference block names it: shared by `demo` and `stream`. */
+function geometryOptions(c: Command): Command {
   return c
-    .option("--out <dir>", "repository directory to write (required)")
-    .option("--ifos <n>", "number of detectors", MODEL_REPO_DEFAULTS.ifos)
     .option("--kernel-length <s>", "window length in seconds (inference.kernel_length)", MODEL_REPO_DEFAULTS.kernelLength)
     .option("--sample-rate <hz>", "analysis sample rate (data.sample_rate)", MODEL_REPO_DEFAULTS.sampleRate)
     .option("--inference-sampling-rate <hz>", "windows per second (inference.inference_sampling_rate)", MODEL_REPO_DEFAULTS.inferenceSamplingRate)
-    .option("--batch-size <n>", "windows per streaming update (inference.batch_size)", MODEL_REPO_DEFAULTS.batchSize)
+    .option("--batch-size <n>", "windows per streaming update (inference.batch_size)", MODEL_REPO_DEFAULTS.batchSize);
+}
+
+/** The demo's flags, on `model-repo` itself (the original form) and on `model-repo demo`. */
+function demoOptions(c: Command): Command {
+  return geometryOptions(
+    c.option("--out <dir>", "repository directory to write (required)").option("--ifos <n>", "number of detectors", MODEL_REPO_DEFAULTS.ifos),
+  )
     .option("--max-batch-size <n>", "detector max_batch_size (default: max(batch-size, 128))")
     .option("--no-dynamic-batching", "do not merge concurrent detector requests into one run")
     .option("--device <kind>", "instance kind of the ONNX models: cpu or gpu (Triton on GPU nodes: detector and snapshotter KIND_GPU, detector through TensorRT FP16)", MODEL_REPO_DEFAULTS.device)
@@ -375,16 +380,14 @@ export function registerModelRepo(program: Command): void {
       }),
     );
 
-  repo
-    .command("stream")
-    .description("wrap a model for streaming: a snapshotter (server-side state) and an ensemble NAME taking update [1, n_ifo, stride*batch], wired by the model's own tensor names")
-    .argument("<dir>", "repository directory")
-    .argument("<name>", "ensemble name (the campaign's model.name)")
-    .option("--model <name>", "the model that takes the windows (required)")
-    .option("--kernel-length <s>", "window length in seconds (inference.kernel_length)", MODEL_REPO_DEFAULTS.kernelLength)
-    .option("--sample-rate <hz>", "analysis sample rate (data.sample_rate)", MODEL_REPO_DEFAULTS.sampleRate)
-    .option("--inference-sampling-rate <hz>", "windows per second (inference.inference_sampling_rate)", MODEL_REPO_DEFAULTS.inferenceSamplingRate)
-    .option("--batch-size <n>", "windows per update (inference.batch_size)", MODEL_REPO_DEFAULTS.batchSize)
+  geometryOptions(
+    repo
+      .command("stream")
+      .description("wrap a model for streaming: a snapshotter (server-side state) and an ensemble NAME taking update [1, n_ifo, stride*batch], wired by the model's own tensor names")
+      .argument("<dir>", "repository directory")
+      .argument("<name>", "ensemble name (the campaign's model.name)")
+      .option("--model <name>", "the model that takes the windows (required)"),
+  )
     .option("--ifos <n>", "number of detectors (default: from the model's input shape)")
     .option("--input <tensor>", "the model input that takes the windows (when it has several)")
     .option("--output <tensor>", "the model output that is the detection statistic (when it has several)")
