@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { buildDetector, buildSnapshotter, GraphBuilder, snapshotSize } from "@timeslide/model-repo";
+import { buildDetector, buildSnapshotter, GraphBuilder, mulberry32, snapshotSize } from "@timeslide/model-repo";
 
 const PROTO_DIR = fileURLToPath(new URL("../../../packages/kserve/proto/", import.meta.url));
 
@@ -47,6 +47,32 @@ export const rawf32 = (b: Buffer) => {
 export const GEOM = { nIfo: 2, kernel: 32, stride: 4, batch: 4, nTemplates: 3, templateLength: 16 };
 export const STATE = snapshotSize(GEOM); // 44
 export const UPDATE = GEOM.stride * GEOM.batch; // 16
+
+/** Uniform noise in [-1, 1), deterministic for the seed. */
+export function noise(n: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => 2 * r() - 1);
+}
+
+/** The windows (GEOM) the snapshotter forms from a stream (ifo-major [nIfo][T]) whose updates end at `end`; zero before the start. */
+export function fullWindows(stream: Float32Array[], end: number): Float32Array {
+  const { nIfo, kernel, stride, batch } = GEOM;
+  const out = new Float32Array(batch * nIfo * kernel);
+  for (let j = 0; j < batch; j++)
+    for (let i = 0; i < nIfo; i++)
+      for (let t = 0; t < kernel; t++) {
+        const pos = end - STATE + j * stride + t;
+        out[(j * nIfo + i) * kernel + t] = pos < 0 ? 0 : stream[i][pos];
+      }
+  return out;
+}
+
+/** Update number `step` of a stream: [nIfo, UPDATE] samples. */
+export function updateAt(stream: Float32Array[], step: number): Float32Array {
+  const u = new Float32Array(GEOM.nIfo * UPDATE);
+  for (let i = 0; i < GEOM.nIfo; i++) u.set(stream[i].subarray(step * UPDATE, (step + 1) * UPDATE), i * UPDATE);
+  return u;
+}
 
 /**
  * A Triton-layout repository with configs written by hand (not by our

@@ -8,39 +8,18 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InferenceClient, outputOf, type InferResult } from "@timeslide/kserve";
-import { addOnnxModel, buildSnapshotter, GraphBuilder, mulberry32, snapshotterConfig, type ModelConfig } from "@timeslide/model-repo";
+import { addOnnxModel, buildSnapshotter, GraphBuilder, snapshotterConfig, type ModelConfig } from "@timeslide/model-repo";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../src/index.js";
-import { GEOM, STATE, UPDATE } from "./helpers.js";
+import { fullWindows, GEOM, noise, UPDATE, updateAt } from "./helpers.js";
 
 const { nIfo, kernel, stride, batch } = GEOM;
 const silent = pino({ level: "silent" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function noise(n: number, seed: number): Float32Array {
-  const r = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => 2 * r() - 1);
-}
 
-/** Windows the snapshotter forms after `steps` updates of `stream` ([nIfo][T]). */
-function windowsAfter(stream: Float32Array[], steps: number): Float32Array {
-  const end = steps * UPDATE;
-  const out = new Float32Array(batch * nIfo * kernel);
-  for (let j = 0; j < batch; j++)
-    for (let i = 0; i < nIfo; i++)
-      for (let t = 0; t < kernel; t++) {
-        const pos = end - STATE + j * stride + t;
-        out[(j * nIfo + i) * kernel + t] = pos < 0 ? 0 : stream[i][pos];
-      }
-  return out;
-}
 
-function updateAt(stream: Float32Array[], k: number): Float32Array {
-  const u = new Float32Array(nIfo * UPDATE);
-  for (let i = 0; i < nIfo; i++) u.set(stream[i].subarray(k * UPDATE, (k + 1) * UPDATE), i * UPDATE);
-  return u;
-}
 
 /** A repository with the snapshotter alone: `instances` instances, idle limit `idleUs`. */
 function snapshotterRepo(instances: number, idleUs = 60_000_000): string {
@@ -127,7 +106,7 @@ async function offer(c: InferenceClient, n: number, steps: number, t0: number): 
       }
       trace.endAnswered = performance.now() - t0;
       trace.last = outputOf(r!, "windows").data as Float32Array;
-      expect(Array.from(trace.last)).toEqual(Array.from(windowsAfter(stream, steps)));
+      expect(Array.from(trace.last)).toEqual(Array.from(fullWindows(stream, steps * UPDATE)));
       return trace;
     }),
   );

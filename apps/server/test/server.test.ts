@@ -1,38 +1,17 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { mulberry32 } from "@timeslide/model-repo";
 import * as ort from "onnxruntime-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../src/index.js";
-import { copyVersion, f32raw, GEOM, handWrittenRepository, openStream, protocolClients, rawf32, STATE, UPDATE } from "./helpers.js";
+import { copyVersion, f32raw, fullWindows, GEOM, handWrittenRepository, noise, openStream, protocolClients, rawf32, STATE, UPDATE, updateAt } from "./helpers.js";
 
-const { nIfo, kernel, stride, batch } = GEOM;
+const { nIfo, kernel, batch } = GEOM;
 const silent = pino({ level: "silent" });
 
-function noise(n: number, seed: number): Float32Array {
-  const r = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => 2 * r() - 1);
-}
 
-/** Full windows of a stream (ifo-major [nIfo][T]) ending at `end`, as the snapshotter forms them. */
-function fullWindows(stream: Float32Array[], end: number): Float32Array {
-  const out = new Float32Array(batch * nIfo * kernel);
-  for (let j = 0; j < batch; j++)
-    for (let i = 0; i < nIfo; i++)
-      for (let t = 0; t < kernel; t++) {
-        const pos = end - STATE + j * stride + t;
-        out[(j * nIfo + i) * kernel + t] = pos < 0 ? 0 : stream[i][pos];
-      }
-  return out;
-}
 
-function updateAt(stream: Float32Array[], step: number): Float32Array {
-  const u = new Float32Array(nIfo * UPDATE);
-  for (let i = 0; i < nIfo; i++) u.set(stream[i].subarray(step * UPDATE, (step + 1) * UPDATE), i * UPDATE);
-  return u;
-}
 
 const seqParams = (id: number | string, start: boolean, end = false) => ({
   sequence_id: typeof id === "string" ? { string_param: id } : { int64_param: String(id) },
