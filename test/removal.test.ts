@@ -13,23 +13,22 @@
 // Real Redis, the embedded server and two worker processes (the CLI), the demo
 // ONNX model, HDF5 strain.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import { freePort } from "@timeslide/campaign";
+import { cliProcesses } from "./cli-processes.js";
 import h5wasm from "h5wasm/node";
 import { injectInto, readInjections, synthesize, type InjectionSet } from "@timeslide/strain";
 import { JULIAN_YEAR_S, readEventsFile, type EventSet } from "@timeslide/stats";
 
-const CLI = join(import.meta.dirname, "../apps/cli/dist/main.js");
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tsrm-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-removal-"));
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
-const children: ChildProcess[] = [];
+const { cli, start, children } = cliProcesses(dir, env);
 
 const START = 1187008000;
 const T_A = START + 500.3; // loud
@@ -42,31 +41,8 @@ const ISR = 2;
 const PSD = 16;
 const FS = 128; // data.sample_rate
 
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env, cwd: dir });
-  if (r.status !== 0) throw new Error(`timeslide ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
 
-function start(args: string[]): ChildProcess {
-  const c = spawn(process.execPath, [CLI, ...args], { env, cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  c.stderr!.on("data", (d) => (err = (err + d).slice(-4000)));
-  c.on("exit", (code, signal) => {
-    if (code && signal !== "SIGTERM") process.stderr.write(`timeslide ${args[0]} exited ${code}: ${err}\n`);
-  });
-  children.push(c);
-  return c;
-}
 
-async function freePort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => ok(p));
-    });
-  });
-}
 
 /** Adds two chirps to every strain file: the same waveform in H1 and L1 at one time (coincident), scaled to a per-detector SNR. */
 async function addSignals(files: Record<string, string[]>, injectionFile: string) {
