@@ -165,8 +165,6 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   const isr = inf.inference_sampling_rate;
   const stride = Math.round(fs / isr);
   const kernel = Math.round(inf.kernel_length * fs);
-  if (isFactorized(o.model) !== Boolean(spec.model.factorized))
-    throw new PermanentJobError(`job ${id}: model.factorized is ${spec.model.factorized} but the worker was given ${isFactorized(o.model) ? "a factorized pair" : "a whole model"} (internal)`);
   if (kernel !== o.model.kernel || stride !== o.model.stride)
     throw new PermanentJobError(
       `job ${id}: the model's geometry (kernel ${o.model.kernel}, stride ${o.model.stride} samples) does not match the campaign (kernel ${kernel}, stride ${stride} at ${fs} Hz)`,
