@@ -18,7 +18,7 @@ export class FactorizedModel {
   readonly kernel: number;
   readonly stride: number;
   readonly batch: number;
-  /** floats sent and received in tensors (the bench's bytes on the wire) */
+  /** tensor bytes sent and received (the bench's bytes on the wire; gRPC framing not counted) */
   readonly wire = { sent: 0, received: 0 };
   constructor(
     private readonly pool: ServerPool,
@@ -167,8 +167,9 @@ export interface FactorizedRun {
 const MIN_PART_REQUESTS = 8;
 
 /** Encodes each detector once, then runs the slides model over every shift; returns the time spent in each stage. */
-export async function runFactorized(r: FactorizedRun): Promise<{ encodeS: number; headS: number; spilled: boolean; embeddings: number }> {
+export async function runFactorized(r: FactorizedRun): Promise<{ encodeS: number; headS: number; spilled: boolean; embeddings: number; wireBytes: number }> {
   const { model, detectors, shifts, first } = r;
+  const wire0 = model.wire.sent + model.wire.received;
   const nIfo = detectors.length;
   const { stride, batch, embeddingDim: D } = model;
   // Detector i's encoder stream starts at its earliest shift start: shift s's
@@ -248,7 +249,13 @@ export async function runFactorized(r: FactorizedRun): Promise<{ encodeS: number
         group.forEach((k, s) => r.onShift(k, ys[s]));
       })),
     );
-    return { encodeS, headS: (performance.now() - tHead) / 1000, spilled: store.spilled, embeddings: lengths.reduce((a, n) => a + n, 0) };
+    return {
+      encodeS,
+      headS: (performance.now() - tHead) / 1000,
+      spilled: store.spilled,
+      embeddings: lengths.reduce((a, n) => a + n, 0),
+      wireBytes: model.wire.sent + model.wire.received - wire0,
+    };
   } finally {
     store.close();
   }

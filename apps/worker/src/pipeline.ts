@@ -327,7 +327,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
             results[k] = postprocess(shifts[k], y);
           },
         }).then((r) => {
-          factorizedTimings = { encode_s: r.encodeS, head_s: r.headS, embeddings: r.embeddings, spilled: r.spilled ? 1 : 0 };
+          factorizedTimings = { encode_s: r.encodeS, head_s: r.headS, embeddings: r.embeddings, spilled: r.spilled ? 1 : 0, wire_bytes: r.wireBytes };
           return results;
         })
       : Promise.resolve(results);
@@ -395,6 +395,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   let injectionIndex: Int32Array | undefined;
   if (p.kind === "injection") injectionIndex = matchInjections(time, ctx.injections, injected, spec.injections?.window ?? 1);
 
+  const tWrite = performance.now();
   try {
     await writeEvents(path, {
       time,
@@ -417,6 +418,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     throw writeError(id, path, e);
   }
 
+  const writeS = (performance.now() - tWrite) / 1000;
   let loudest: number | null = null;
   for (const x of stat) if (loudest === null || x > loudest) loudest = x;
   const total = (performance.now() - t0) / 1000;
@@ -429,7 +431,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     path,
     shifts: shifts.length,
     strain_s: strainSeconds,
-    timings: { read_whiten_s: readS, infer_s: inferS, postprocess_s: postS, total_s: total, inferences, ...factorizedTimings },
+    timings: { read_whiten_s: readS, infer_s: inferS, postprocess_s: postS, write_s: writeS, total_s: total, inferences, ...factorizedTimings },
     finished_at: Date.now(),
   };
 }
