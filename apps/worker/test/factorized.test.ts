@@ -14,7 +14,7 @@ import { synthesize } from "@timeslide/strain";
 import { writeDemoRepository } from "@timeslide/model-repo";
 import { startServer, type RunningServer } from "@timeslide/server";
 import { JobFileReader, readEventsFile } from "@timeslide/stats";
-import { ContextCache, FactorizedModel, isFactorized, resolveModel, runJob, startWorker } from "@timeslide/worker";
+import { checkModelOnServers, ContextCache, FactorizedModel, isFactorized, resolveModel, runJob, startWorker } from "@timeslide/worker";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tsfact-${randomBytes(4).toString("hex")}`;
@@ -93,6 +93,7 @@ beforeAll(async () => {
   writeDemoRepository(repo, { nIfo: 2, kernel: KERNEL, stride: STRIDE, batch: BATCH, dynamicBatching: false, factorized: { ifos: ["H1", "L1"] } });
   server = await startServer({ repository: repo, host: "127.0.0.1", port: 0, threads: 1 });
   pool = await ServerPool.create({ endpoints: `127.0.0.1:${server.port}` });
+  writeFileSync(join(dir, "vetoes.txt"), "1187008100 1187008103\n");
   yaml = (name, model, background) => `name: ${name}
 ifos: [H1, L1]
 data: { files: ["data/*.hdf5"], sample_rate: ${FS}, segments: { flags: [DATA], min_duration: 64 } }
@@ -115,13 +116,15 @@ afterAll(async () => {
 
 describe("factorized time slides: each detector encoded once, the head per shift", () => {
   // shifts of 2.25 s: 9 embeddings, so slid detectors start mid-request and mid-job
-  const background = "{ shifts: 5, step: 2.25, max_job_duration: 200, job_livetime: 600 }";
+  // (and a veto: vetoed samples are neither produced nor counted, shift by shift)
+  const background = "{ shifts: 5, step: 2.25, max_job_duration: 200, job_livetime: 600, vetoes: vetoes.txt }";
 
   it("non-circular, background, zero lag and injections: the same files as the whole model", async () => {
     const whole = await runCampaign("whole", "detector-stream", background);
     const fact = await runCampaign("fact", "detector-slides", background);
     expect(fact.jobs.map((j) => j.id)).toEqual(whole.jobs.map((j) => j.id));
     expect(fact.counts.injection).toBeGreaterThan(0);
+    expect(fact.livetime.vetoed_s).toBeGreaterThan(0);
     expect(await expectSameFiles(whole, await outputOf("whole"), await outputOf("fact"))).toBeGreaterThan(10);
     // the factorized jobs did run the factorized path
     const results = Object.values(await redis.hgetall(campaignKeys(prefix, "fact").results)).map((v) => JSON.parse(v));
@@ -129,9 +132,13 @@ describe("factorized time slides: each detector encoded once, the head per shift
     expect(results.every((r) => r.timings.encode_s > 0 && r.timings.head_s > 0)).toBe(true);
   });
 
-  it("circular: windows across the ring's junction, the same files and livetime as the whole model", async () => {
+  it("circular: windows across the ring's junction, the same files and livetime as the whole model (a --whole-model worker)", async () => {
     const circular = "{ shifts: 3, step: 37.5, circular: true, max_job_duration: 200, job_livetime: 1000 }";
-    const whole = await runCampaign("cwhole", "detector-stream", circular);
+    // the whole model here is the pair's declared one, run by a worker told --whole-model on the factorized campaign
+    const whole = await runCampaign("cwhole", "detector-slides", circular, { wholeModel: true });
+    const ran = Object.values(await redis.hgetall(campaignKeys(prefix, "cwhole").results)).map((v) => JSON.parse(v));
+    expect(ran.length).toBe(whole.jobs.length);
+    expect(ran.some((r) => "encode_s" in r.timings)).toBe(false);
     const fact = await runCampaign("cfact", "detector-slides", circular);
     expect(fact.livetime.background_s).toBe(3 * fact.livetime.foreground_s);
     expect(await expectSameFiles(whole, await outputOf("cwhole"), await outputOf("cfact"))).toBeGreaterThan(5);
@@ -169,8 +176,11 @@ describe("factorized time slides: each detector encoded once, the head per shift
   it("a factorized campaign whose model declares no pair fails for good, saying what is served", async () => {
     const ctx = await new ContextCache(redis, prefix).get("fact");
     const spec = { ...ctx.spec, model: { ...ctx.spec.model, name: "detector-stream" } };
-    await expect(resolveModel(pool, `127.0.0.1:${server.port}`, spec)).rejects.toThrow(
-      /model\.factorized: the campaign is factorized but model detector-stream on 127\.0\.0\.1:\d+ declares no factorized pair \(no factorized_\* parameters in its config; it is a streaming model with inputs/,
-    );
+    const message = /model\.factorized: the campaign is factorized but model detector-stream on 127\.0\.0\.1:\d+ declares no factorized pair \(no factorized_\* parameters in its config; it is a streaming model with inputs/;
+    await expect(resolveModel(pool, `127.0.0.1:${server.port}`, spec)).rejects.toThrow(message);
+    // submit's check says the same, and finds nothing wrong with the pair (slides and encoder streams)
+    const endpoints = [`127.0.0.1:${server.port}`];
+    expect((await checkModelOnServers(spec, endpoints)).problems).toEqual([expect.stringMatching(message)]);
+    expect(await checkModelOnServers(ctx.spec, endpoints)).toMatchObject({ problems: [], checked: endpoints });
   });
 });
