@@ -163,6 +163,10 @@ export interface FactorizedRun {
   onShift: (s: number, y: Float32Array) => void;
 }
 
+/** Smallest and largest of many numbers (no spread: a job may have 10^5 shifts). */
+export const least = (xs: readonly number[]) => xs.reduce((a, x) => Math.min(a, x), Infinity);
+export const most = (xs: readonly number[]) => xs.reduce((a, x) => Math.max(a, x), -Infinity);
+
 /** Requests' worth of outputs below which an encoding is not split into parts (each part re-sends up to one request of history). */
 const MIN_PART_REQUESTS = 8;
 
@@ -174,7 +178,7 @@ export async function runFactorized(r: FactorizedRun): Promise<{ encodeS: number
   const { stride, batch, embeddingDim: D } = model;
   // Detector i's encoder stream starts at its earliest shift start: shift s's
   // output j is then embedding (start − base)/stride + j of that stream.
-  const base = detectors.map((d) => Math.min(...d.starts));
+  const base = detectors.map((d) => least(d.starts));
   const offsets = detectors.map((d, i) =>
     d.starts.map((a) => {
       const o = (a - base[i]) / stride;
@@ -182,73 +186,85 @@ export async function runFactorized(r: FactorizedRun): Promise<{ encodeS: number
       return o;
     }),
   );
-  const lengths = detectors.map((_, i) => Math.max(...shifts.map((s, k) => offsets[i][k] + s.outputs)));
+  const lengths = detectors.map((_, i) => most(shifts.map((s, k) => offsets[i][k] + s.outputs)));
   const store = new EmbeddingStore(lengths, D, r.memoryBytes, r.spillPath);
   const limit = pLimit(Math.max(1, r.concurrency));
+  // After a failure no new request starts, and the store closes only once
+  // every request has settled (none writes to a closed file).
+  let failure: { e: unknown } | undefined;
+  const task = (f: () => Promise<void>) =>
+    limit(async () => {
+      if (failure) return;
+      r.signal?.throwIfAborted();
+      await f();
+    }).catch((e: unknown) => void (failure ??= { e }));
+  const settle = async (ps: Array<Promise<void>>) => {
+    await Promise.all(ps);
+    if (failure) throw failure.e;
+  };
   try {
-    // 1. Encode: each detector once, in parts (several sequences in flight;
-    //    a part's result goes to the store at once, so memory stays bounded).
+    // 1. Encode: each detector once, in parts (several sequences in flight),
+    //    each part's embeddings to the store at once: at most `concurrency`
+    //    parts' worth in memory besides the store (bounded by memoryBytes too).
     const tEncode = performance.now();
-    const partOutputs = Math.max(batch * MIN_PART_REQUESTS, Math.ceil(Math.max(...lengths) / Math.max(1, Math.ceil(r.concurrency / nIfo)) / batch) * batch);
-    const memoryPart = Math.floor(r.memoryBytes / (4 * D * Math.max(1, r.concurrency)) / batch) * batch;
-    const size = Math.max(batch * MIN_PART_REQUESTS, Math.min(partOutputs, memoryPart || Infinity));
-    const parts: Array<[number, number, number]> = [];
-    for (let i = 0; i < nIfo; i++) for (let a = first; a < lengths[i]; a += size) parts.push([i, a, Math.min(size, lengths[i] - a)]);
-    await Promise.all(
-      parts.map(([i, a, n]) =>
-        limit(async () => {
-          r.signal?.throwIfAborted();
-          const N = (a + n) * stride;
-          store.write(i, a, await model.encode(i, detectors[i].channel(base[i], N), a, n, r.signal));
-        }),
-      ),
-    );
+    const conc = Math.max(1, r.concurrency);
+    const minPart = batch * MIN_PART_REQUESTS;
+    const even = Math.ceil(most(lengths) / Math.max(1, Math.ceil(conc / nIfo)) / batch) * batch;
+    const bounded = Math.floor(r.memoryBytes / (4 * D * conc) / batch) * batch;
+    const size = Math.max(minPart, Math.min(even, bounded));
+    const parts: Array<Promise<void>> = [];
+    for (let i = 0; i < nIfo; i++)
+      for (let a = first; a < lengths[i]; a += size) {
+        const n = Math.min(size, lengths[i] - a);
+        parts.push(task(async () => store.write(i, a, await model.encode(i, detectors[i].channel(base[i], (a + n) * stride), a, n, r.signal))));
+      }
+    await settle(parts);
     const encodeS = (performance.now() - tEncode) / 1000;
 
-    // 2. Slides: groups of consecutive shifts × blocks of W outputs, S·W ≤
-    //    the head's max batch. A request carries, per detector, the
-    //    embeddings its shifts' offsets span (E) and asks for S·W statistics:
-    //    W ≈ sqrt(maxPairs · spread of offsets per shift) keeps E small.
+    // 2. Slides: groups of shifts × blocks of W outputs, S·W ≤ the head's
+    //    max batch. A request carries, per detector, the embeddings its
+    //    group's offsets span (E ≈ W + S · spread) and gets S·W statistics
+    //    back: shifts grouped in offset order, and W ≈ sqrt(maxPairs ·
+    //    spread of offsets per shift), keep E small.
     const tHead = performance.now();
     const B = model.maxPairs;
-    const longest = Math.max(...shifts.map((s) => s.outputs - first));
+    const longest = most(shifts.map((s) => s.outputs - first));
+    const order = shifts.map((_, k) => k).sort((x, y) => offsets[nIfo - 1][x] - offsets[nIfo - 1][y] || x - y);
     let spread = 0;
-    for (let i = 0; i < nIfo; i++) spread = Math.max(spread, (Math.max(...offsets[i]) - Math.min(...offsets[i])) / Math.max(1, shifts.length - 1));
+    for (let i = 0; i < nIfo; i++) spread = Math.max(spread, (most(offsets[i]) - least(offsets[i])) / Math.max(1, shifts.length - 1));
     const W = Math.max(1, Math.min(longest, B, Math.max(64, Math.round(Math.sqrt(B * Math.max(spread, 1))))));
     const perRequest = Math.max(1, Math.floor(B / W));
     const groups: number[][] = [];
-    for (let k = 0; k < shifts.length; k += perRequest) groups.push(Array.from({ length: Math.min(perRequest, shifts.length - k) }, (_, j) => k + j));
+    for (let k = 0; k < order.length; k += perRequest) groups.push(order.slice(k, k + perRequest));
     // A few groups at a time: their statistics wait in memory until the group is done.
-    const groupLimit = pLimit(Math.max(2, r.concurrency));
-    await Promise.all(
-      groups.map((group) => groupLimit(async () => {
-        const len = Math.max(...group.map((k) => shifts[k].outputs - first));
-        const ys = group.map((k) => new Float32Array(shifts[k].outputs - first));
-        const blocks: Array<Promise<void>> = [];
-        for (let w0 = 0; w0 < len; w0 += W) {
-          const n = Math.min(W, len - w0);
-          blocks.push(
-            limit(async () => {
-              r.signal?.throwIfAborted();
-              // detector i's block starts at its group's smallest offset
-              const lo = detectors.map((_, i) => Math.min(...group.map((k) => offsets[i][k])) + first + w0);
-              const E = Math.max(...detectors.map((_, i) => Math.max(...group.map((k) => offsets[i][k])) + first + w0 + n - lo[i]));
-              const emb = new Float32Array(nIfo * E * D);
-              for (let i = 0; i < nIfo; i++) store.read(i, lo[i], E, emb, i * E * D);
-              const off = new BigInt64Array(group.length * nIfo);
-              group.forEach((k, s) => detectors.forEach((_, i) => (off[s * nIfo + i] = BigInt(offsets[i][k] + first + w0 - lo[i]))));
-              const z = await model.pairs(emb, nIfo, E, off, n, r.signal);
-              // outputs past a shorter shift's end paired zeros: dropped
-              group.forEach((k, s) => {
-                if (w0 < ys[s].length) ys[s].set(z.subarray(s * n, s * n + Math.min(n, ys[s].length - w0)), w0);
-              });
-            }),
-          );
-        }
-        await Promise.all(blocks);
-        group.forEach((k, s) => r.onShift(k, ys[s]));
-      })),
-    );
+    const groupLimit = pLimit(Math.max(2, conc));
+    const runGroup = async (group: number[]) => {
+      const len = most(group.map((k) => shifts[k].outputs - first));
+      const ys = group.map((k) => new Float32Array(shifts[k].outputs - first));
+      const blocks: Array<Promise<void>> = [];
+      for (let w0 = 0; w0 < len; w0 += W) {
+        const n = Math.min(W, len - w0);
+        blocks.push(
+          task(async () => {
+            // detector i's block starts at its group's smallest offset
+            const lo = detectors.map((_, i) => least(group.map((k) => offsets[i][k])) + first + w0);
+            const E = most(detectors.map((_, i) => most(group.map((k) => offsets[i][k])) + first + w0 + n - lo[i]));
+            const emb = new Float32Array(nIfo * E * D);
+            for (let i = 0; i < nIfo; i++) store.read(i, lo[i], E, emb, i * E * D);
+            const off = new BigInt64Array(group.length * nIfo);
+            group.forEach((k, s) => detectors.forEach((_, i) => (off[s * nIfo + i] = BigInt(offsets[i][k] + first + w0 - lo[i]))));
+            const z = await model.pairs(emb, nIfo, E, off, n, r.signal);
+            // outputs past a shorter shift's end paired zeros: dropped
+            group.forEach((_, s) => {
+              if (w0 < ys[s].length) ys[s].set(z.subarray(s * n, s * n + Math.min(n, ys[s].length - w0)), w0);
+            });
+          }),
+        );
+      }
+      await settle(blocks);
+      group.forEach((k, s) => r.onShift(k, ys[s]));
+    };
+    await settle(groups.map((g) => groupLimit(() => (failure ? Promise.resolve() : runGroup(g))).catch((e: unknown) => void (failure ??= { e }))));
     return {
       encodeS,
       headS: (performance.now() - tHead) / 1000,

@@ -6,7 +6,7 @@ import { JOB_ID_PATTERN, livetimeOptionsOf, psdFftLength, shiftIndices, shiftOut
 import { BadSegmentError, DetectorStream, injectInto, openWhitenedStrain, segmentEdge, type InjectionSet, type WhitenedStrain } from "@timeslide/strain";
 import { integrate, cluster, gridGroup, windowSamples, writeEvents, type GridRow } from "@timeslide/stats";
 import type { Channel, DetectionModel } from "./inference.js";
-import { DEFAULT_EMBEDDING_MEMORY, isFactorized, runFactorized, type FactorizedModel } from "./factorized.js";
+import { DEFAULT_EMBEDDING_MEMORY, isFactorized, least, most, runFactorized, type FactorizedModel } from "./factorized.js";
 
 /** What a job needs of its campaign (read once per campaign from Redis). */
 export interface JobContext {
@@ -303,7 +303,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
         // ring and of the stride): fold them when that encodes less.
         const P = lcm(L, stride);
         const folded = starts.map((a) => ((a % P) + P) % P);
-        const span = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+        const span = (xs: number[]) => most(xs) - least(xs);
         if (span(folded) < span(starts)) starts = folded;
       }
       return {
