@@ -12,7 +12,7 @@ import type { Redis } from "ioredis";
 import { campaignKeys, campaignStatus, connectRedis, deleteKeys, prepareCampaign, readMeta, submitCampaign, type Plan } from "@timeslide/campaign";
 import { ServerPool } from "@timeslide/kserve";
 import { synthesize } from "@timeslide/strain";
-import { writeDemoRepository } from "@timeslide/model-repo";
+import { addFactorized, chirpTemplates, GraphBuilder, writeDemoRepository } from "@timeslide/model-repo";
 import { startServer, type RunningServer } from "@timeslide/server";
 import { JobFileReader, readEventsFile } from "@timeslide/stats";
 import { checkModelOnServers, ContextCache, FactorizedModel, isFactorized, resolveModel, runJob, startWorker } from "@timeslide/worker";
@@ -92,6 +92,21 @@ beforeAll(async () => {
   const syn = await synthesize({ out: join(dir, "data"), ifos: ["H1", "L1"], duration: 640, sampleRate: 512, fileDuration: 320, gaps: 1, injections: 6, snr: [20, 40], seed: 7 });
   const repo = join(dir, "models");
   writeDemoRepository(repo, { nIfo: 2, kernel: KERNEL, stride: STRIDE, batch: BATCH, dynamicBatching: false, factorized: { ifos: ["H1", "L1"] } });
+  // The demo detector again, with an embedding of D = 8 (each template's peak)
+  // and one encoder per detector: the head takes the best template per detector.
+  const T = 8;
+  const L = KERNEL / 2;
+  const bank = chirpTemplates(T, L, 1);
+  const enc = new GraphBuilder("encoder-per-template");
+  const x = enc.input("whitened", "float32", ["batch", 1, KERNEL]);
+  const snr = enc.node("Conv", [x, enc.constant(Float32Array.from(bank.flatMap((t) => [...t])), [T, 1, L], "float32", "bank")], { kernel_shape: [L], strides: [1], pads: [0, 0] });
+  enc.output(enc.node("ReduceMax", [enc.node("Mul", [snr, snr])], { axes: [2], keepdims: 0 }), "peaks", "float32", ["batch", T]);
+  const head = new GraphBuilder("best-template-head");
+  const e = head.input("peaks", "float32", ["batch", 2, T]);
+  const network = head.node("ReduceSum", [head.node("ReduceMax", [e], { axes: [2], keepdims: 0 }), head.int64s([1])], { keepdims: 1 });
+  head.output(head.node("Sqrt", [network]), "statistic", "float32", ["batch", 1]);
+  const encoder = enc.toBytes();
+  addFactorized(repo, "bank8", { encoder: { H1: encoder, L1: encoder }, head: head.toBytes(), ifos: ["H1", "L1"], kernel: KERNEL, stride: STRIDE, batch: BATCH, whole: "detector-stream" });
   server = await startServer({ repository: repo, host: "127.0.0.1", port: 0, threads: 1 });
   pool = await ServerPool.create({ endpoints: `127.0.0.1:${server.port}` });
   writeFileSync(join(dir, "vetoes.txt"), "1187008100 1187008103\n");
@@ -131,6 +146,15 @@ describe("factorized time slides: each detector encoded once, the head per shift
     const results = Object.values(await redis.hgetall(campaignKeys(prefix, "fact").results)).map((v) => JSON.parse(v));
     expect(results.length).toBe(fact.jobs.length);
     expect(results.every((r) => r.timings.encode_s > 0 && r.timings.head_s > 0)).toBe(true);
+  });
+
+  it("an embedding of D = 8 floats, one encoder per detector: the same files as the whole model", async () => {
+    const whole = await runCampaign("whole8", "detector-stream", "{ shifts: 5, step: 2.25, max_job_duration: 200, job_livetime: 600 }");
+    const fact = await runCampaign("fact8", "bank8-slides", "{ shifts: 5, step: 2.25, max_job_duration: 200, job_livetime: 600 }");
+    expect(await expectSameFiles(whole, await outputOf("whole8"), await outputOf("fact8"))).toBeGreaterThan(10);
+    // each job's embeddings: 8 floats per window per detector crossed the wire
+    const results = Object.values(await redis.hgetall(campaignKeys(prefix, "fact8").results)).map((v) => JSON.parse(v));
+    expect(results.every((r) => r.timings.embeddings > 0 && r.timings.wire_bytes > r.timings.embeddings * 8 * 4)).toBe(true);
   });
 
   it("circular: windows across the ring's junction, the same files and livetime as the whole model (a --whole-model worker)", async () => {
