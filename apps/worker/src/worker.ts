@@ -36,6 +36,10 @@ export interface WorkerOptions {
   shutdownGraceMs?: number;
   /** client deadline of one inference request (ms); default 60 s */
   requestDeadlineMs?: number;
+  /** factorized campaigns: run the pair's declared whole model instead (comparisons, mixed campaigns) */
+  wholeModel?: boolean;
+  /** factorized campaigns: bytes of a job's embeddings kept in memory before they spill to a scratch file under the output */
+  embeddingMemoryBytes?: number;
   /** BullMQ lock duration (ms) */
   lockDuration?: number;
   log: Logger;
@@ -83,6 +87,10 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   else delete process.env.TIMESLIDE_SEQUENCES;
   process.env.TIMESLIDE_JOBS = String(o.concurrency ?? 1);
   if (o.requestDeadlineMs) process.env.TIMESLIDE_DEADLINE_MS = String(o.requestDeadlineMs);
+  if (o.wholeModel) process.env.TIMESLIDE_WHOLE_MODEL = "1";
+  else delete process.env.TIMESLIDE_WHOLE_MODEL;
+  if (o.embeddingMemoryBytes) process.env.TIMESLIDE_EMBEDDING_MEMORY = String(o.embeddingMemoryBytes);
+  else delete process.env.TIMESLIDE_EMBEDDING_MEMORY;
 
   const metrics = new WorkerMetrics();
   const metricsPort = o.metricsPort !== undefined ? await metrics.listen(o.metricsPort) : undefined;
