@@ -10,6 +10,7 @@ import { closeSync, mkdirSync, openSync, readSync, rmSync, writeSync } from "nod
 import { dirname } from "node:path";
 import pLimit from "p-limit";
 import { outputOf, type ServerPool } from "@timeslide/kserve";
+import { SLIDES_TENSORS as T } from "@timeslide/model-repo";
 import type { Channel, DetectionModel } from "./inference.js";
 
 /** A factorized pair as the worker runs it. */
@@ -58,17 +59,17 @@ export class FactorizedModel {
         model: this.slides,
         version: this.opts.version,
         inputs: [
-          { name: "embedding", datatype: "FP32", shape: [nIfo, E, this.embeddingDim], data: embedding },
-          { name: "offset", datatype: "INT64", shape: [S, nIfo], data: offset },
-          { name: "count", datatype: "INT64", shape: [1], data: BigInt64Array.from([BigInt(W)]) },
+          { name: T.embedding, datatype: "FP32", shape: [nIfo, E, this.embeddingDim], data: embedding },
+          { name: T.offset, datatype: "INT64", shape: [S, nIfo], data: offset },
+          { name: T.count, datatype: "INT64", shape: [1], data: BigInt64Array.from([BigInt(W)]) },
         ],
-        outputs: ["detection_statistic"],
+        outputs: [T.statistic],
       },
       { deadlineMs: this.opts.deadlineMs ?? 60_000, signal },
     );
     this.wire.sent += embedding.byteLength + offset.byteLength + 8;
     this.wire.received += S * W * 4;
-    return Float32Array.from(outputOf(res, "detection_statistic").data as ArrayLike<number>);
+    return Float32Array.from(outputOf(res, T.statistic).data as ArrayLike<number>);
   }
 }
 
