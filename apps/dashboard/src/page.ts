@@ -78,7 +78,7 @@ export const PAGE_JS = `"use strict";
       row(th("foreground (zero lag)", true), val("td", "livetime.foreground_s", l.foreground_s, t.foreground), val("td", "livetime.foreground_planned_s", l.foreground_planned_s, "planned " + l.foreground_planned_s + " s")),
       row(th("injections", true), val("td", "livetime.injection_s", l.injection_s, t.injection), val("td", "livetime.injection_planned_s", l.injection_planned_s, "planned " + l.injection_planned_s + " s")),
       row(th("lost to failures", true), val("td", "livetime.lost_s", l.lost_s, t.lost), el("td", {}, "")),
-      row(th("rate", true), val("td", "rate", s.rate, t.rate), el("td", {}, "")),
+      row(th("rate", true), val("td", "rate", s.rate, t.rate), val("td", "status_at", c.status_at, "as of " + time(c.status_at))),
       row(th("ETA", true), val("td", "eta_s", s.eta_s, t.eta), val("td", "done", s.done, s.done ? "done" : "running")),
       row(th("FAR reach (1/T_bg)", true), val("td", "far_reach_per_year", c.far_reach_per_year, t.far_reach), el("td", {}, "")));
     card.append(el("div", { class: "grid" }, jobs, live));

@@ -101,6 +101,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   app.get("/app.js", (_req, reply) => reply.type("text/javascript; charset=utf-8").send(PAGE_JS));
   app.get("/app.css", (_req, reply) => reply.type("text/css; charset=utf-8").send(PAGE_CSS));
   app.get("/api/snapshot", (_req, reply) => reply.send(latest ?? null));
+  app.get("/favicon.ico", (_req, reply) => reply.code(204).send()); // browsers ask; nothing to show
   app.get("/healthz", (_req, reply) => reply.type("text/plain").send("ok\n"));
   app.get("/events", (req, reply) => {
     reply.hijack();

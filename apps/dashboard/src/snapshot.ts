@@ -53,6 +53,8 @@ export interface ReportView {
 export interface CampaignView {
   /** exactly what `timeslide status CAMPAIGN --json` prints */
   status: CampaignStatus;
+  /** when the status was read (ms): its rate and ETA are as of then */
+  status_at: number;
   /** 1/T_bg: the smallest FAR (per year) the background so far can measure; null before any background */
   far_reach_per_year: number | null;
   failures: FailureRow[];
@@ -169,6 +171,7 @@ export class SnapshotCollector {
 
   async #campaign(name: string): Promise<CampaignView> {
     let status: CampaignStatus;
+    const status_at = Date.now();
     try {
       status = await campaignStatus(this.redis, this.prefix, name);
     } catch (e) {
@@ -183,13 +186,13 @@ export class SnapshotCollector {
         eta_s: null,
         done: false,
       };
-      return { status: none, far_reach_per_year: null, failures: [], failures_more: 0, report: null, report_note: "", text: {}, error: redactUrls((e as Error).message) };
+      return { status: none, status_at, far_reach_per_year: null, failures: [], failures_more: 0, report: null, report_note: "", text: {}, error: redactUrls((e as Error).message) };
     }
     const t = status.livetime.background_s;
     const { rows, more } = await this.#failures(name, status.jobs.failed);
     const { report, note } = await this.#report(name);
     const reach = t > 0 ? JULIAN_YEAR / t : null;
-    return { status, far_reach_per_year: reach, failures: rows, failures_more: more, report, report_note: note, text: describe(status, reach) };
+    return { status, status_at, far_reach_per_year: reach, failures: rows, failures_more: more, report, report_note: note, text: describe(status, reach) };
   }
 
   /** Up to FAILURES_SHOWN recorded failures, newest first; reasons with any URL credentials masked. */
@@ -341,7 +344,7 @@ export class SnapshotCollector {
         const base = `${this.prefix}:${Buffer.from(queueName(campaign)).toString("base64")}`;
         const [clients, active] = await Promise.all([queue.getWorkers(), queue.getActive(0, 999)]);
         for (const c of clients) {
-          const raw = c.name ?? "";
+          const raw = c.rawname ?? ""; // BullMQ puts the queue's name in `name`, the connection's in `rawname`
           const name = raw.startsWith(`${base}:w:`) ? raw.slice(base.length + 3) : `unnamed ${c.addr ?? ""}`.trim();
           let w = byName.get(name);
           if (!w) byName.set(name, (w = { name, alive: true, campaigns: [], connected_s: Number(c.age ?? 0), jobs_running: [] }));
