@@ -11,7 +11,6 @@ import {
   listCampaigns,
   openQueue,
   queueName,
-  readMeta,
   redactUrls,
   type CampaignStatus,
 } from "@timeslide/campaign";
@@ -231,9 +230,10 @@ export class SnapshotCollector {
    * Read-only: the dashboard never aggregates.
    */
   async #report(name: string): Promise<{ report: ReportView | null; note: string }> {
-    const meta = await readMeta(this.redis, this.prefix, name);
-    if (!meta?.output) return { report: null, note: "no output directory recorded" };
-    const path = join(meta.output, "report.json");
+    // one field, not readMeta: the metadata also holds the shift table (MBs for 10^3 years)
+    const output = await this.redis.hget(campaignKeys(this.prefix, name).meta, "output");
+    if (!output) return { report: null, note: "no output directory recorded" };
+    const path = join(output, "report.json");
     let st;
     try {
       st = statSync(path);

@@ -55,10 +55,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The numbers of one campaign's card, as the page holds them (data-v: the exact JSON value). */
 async function card(name: string): Promise<Fields | null> {
-  return page.evaluate((n) => {
-    const c = document.querySelector(`[data-campaign="${n}"]`);
+  return page.$eval("body", (body, n) => {
+    const c = body.querySelector(`[data-campaign="${n}"]`);
     if (!c) return null;
-    const out: Record<string, unknown> = { seq: Number(document.body.getAttribute("data-seq")) };
+    const out: Record<string, unknown> = { seq: Number(body.getAttribute("data-seq")) };
     for (const e of c.querySelectorAll("[data-k]")) out[e.getAttribute("data-k")!] = JSON.parse(e.getAttribute("data-v")!);
     out.failures = [...c.querySelectorAll("table.failures tr[data-job]")].map((r) => ({ job: r.getAttribute("data-job"), reason: r.querySelector(".reason")?.textContent }));
     out.report_head = c.querySelector(".report-head")?.textContent ?? null;
@@ -93,7 +93,10 @@ async function workers() {
 async function nextRefresh(): Promise<void> {
   await dash.nextSnapshot();
   const s = (await dash.nextSnapshot()).seq;
-  await page.waitForFunction((n) => Number(document.body.getAttribute("data-seq")) >= n, s, { timeout: 10_000 });
+  for (let i = 0; Number(await page.getAttribute("body", "data-seq")) < s; i++) {
+    expect(i, "the page follows the dashboard's refreshes").toBeLessThan(100);
+    await sleep(100);
+  }
 }
 
 const status = (): CampaignStatus => JSON.parse(cli(["status", "dash", "--json"]));
@@ -230,7 +233,7 @@ describe("timeslide dashboard on a running campaign", () => {
     // A partial report: the page shows its curve and loudest candidates.
     cli(["report", "dash"]);
     const partial = ReportJson.parse(JSON.parse(readFileSync(join(dir, "results", "report.json"), "utf8")));
-    await page.waitForFunction(() => document.querySelector(".report-head")?.textContent?.includes("partial report"), null, { timeout: 15_000 });
+    await page.waitForSelector(".report-head .partial", { timeout: 15_000 });
     p = (await card("dash"))!;
     expect(p["report.jobs_completed"]).toBe(partial.jobs.completed);
     expect(p["report.background_s"]).toBe(partial.livetime.background_s);
