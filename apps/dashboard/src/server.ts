@@ -8,13 +8,10 @@ import Fastify, { LogController } from "fastify";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { LOG_REDACT, redactUrls } from "@timeslide/campaign";
+import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REFRESH_MS } from "./defaults.js";
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from "./page.js";
 import { SnapshotCollector, type Snapshot } from "./snapshot.js";
 
-/** Loopback unless told otherwise: the page shows a cluster's layout, and has no login. */
-export const DEFAULT_HOST = "127.0.0.1";
-export const DEFAULT_PORT = 8080;
-export const DEFAULT_REFRESH_MS = 2000;
 
 export const DashboardSettings = z.strictObject({
   port: z.number().int().min(0, "port: 0-65535").max(65535, "port: 0-65535").default(DEFAULT_PORT),

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { z } from "zod";
 import { connectRedis, LOG_REDACT, redactRedisUrl, redisPrefix, resolveRedisUrl } from "@timeslide/campaign";
-import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REFRESH_MS } from "@timeslide/dashboard";
+import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REFRESH_MS } from "@timeslide/dashboard/defaults"; // light: the server loads on use
 import { run } from "../errors.js";
 
 const Flags = z.object({
