@@ -63,7 +63,6 @@ export const PAGE_JS = `"use strict";
     const s = c.status, j = s.jobs, l = s.livetime;
     const card = el("div", { class: "campaign", "data-campaign": s.campaign });
     card.append(el("h3", {}, s.campaign + " ", val("span", "state", s.state, s.state)));
-    if (c.error) card.append(el("p", { class: "error" }, c.error));
     const frac = l.background_planned_s > 0 ? Math.min(1, l.background_s / l.background_planned_s) : 1;
     const fill = el("div", {});
     fill.style.width = (100 * frac).toFixed(1) + "%";
@@ -106,7 +105,14 @@ export const PAGE_JS = `"use strict";
     return card;
   }
 
+  let last = 0;
+  // Redis away: the server keeps its last snapshot; say how old it is
+  setInterval(() => {
+    if (last && Date.now() - last > 15000) $("link").textContent = "stale: no refresh for " + Math.round((Date.now() - last) / 1000) + " s";
+  }, 1000);
+
   function draw(snap) {
+    last = Date.parse(snap.generated_at);
     $("prefix").textContent = snap.prefix;
     $("updated").textContent = snap.generated_at;
     $("seq").textContent = snap.seq;

@@ -64,7 +64,6 @@ export interface CampaignView {
   report_note: string;
   /** the same numbers for people, formatted as `timeslide status` prints them */
   text: Record<string, string>;
-  error?: string;
 }
 
 export interface ModelView {
@@ -156,7 +155,7 @@ export class SnapshotCollector {
     const errors: string[] = [];
     const names = await listCampaigns(this.redis, this.prefix);
     const [campaigns, servers, workers] = await Promise.all([
-      Promise.all(names.map((n) => this.#campaign(n))),
+      Promise.all(names.map((n) => this.#campaign(n, errors))).then((cs) => cs.filter((c): c is CampaignView => c !== null)),
       this.#servers().catch((e: Error) => (errors.push(`servers: ${redactUrls(e.message)}`), [] as ServerView[])),
       this.#workers(names).catch((e: Error) => (errors.push(`workers: ${redactUrls(e.message)}`), [] as WorkerView[])),
     ]);
@@ -168,24 +167,15 @@ export class SnapshotCollector {
     this.#clients.clear();
   }
 
-  async #campaign(name: string): Promise<CampaignView> {
-    let status: CampaignStatus;
+  async #campaign(name: string, errors: string[]): Promise<CampaignView | null> {
     const status_at = Date.now();
+    let status: CampaignStatus;
     try {
       status = await campaignStatus(this.redis, this.prefix, name);
     } catch (e) {
-      // purged between the list and the read: say so on the page rather than fail the refresh
-      const none: CampaignStatus = {
-        campaign: name,
-        state: "submitting",
-        submitted_at: 0,
-        jobs: { total: 0, waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, retrying: 0 },
-        livetime: { background_s: 0, background_planned_s: 0, foreground_s: 0, foreground_planned_s: 0, injection_s: 0, injection_planned_s: 0, lost_s: 0 },
-        rate: null,
-        eta_s: null,
-        done: false,
-      };
-      return { status: none, status_at, far_reach_per_year: null, failures: [], failures_more: 0, report: null, report_note: "", text: {}, error: redactUrls((e as Error).message) };
+      // purged between the list and the read: said on the page, no made-up numbers
+      errors.push(`campaign ${name}: ${redactUrls((e as Error).message)}`);
+      return null;
     }
     const t = status.livetime.background_s;
     const { rows, more } = await this.#failures(name, status.jobs.failed);
@@ -194,7 +184,7 @@ export class SnapshotCollector {
     return { status, status_at, far_reach_per_year: reach, failures: rows, failures_more: more, report, report_note: note, text: describe(status, reach) };
   }
 
-  /** Up to FAILURES_SHOWN recorded failures, newest first; reasons with any URL credentials masked. */
+  /** Up to FAILURES_SHOWN recorded failures (the newest of the first few hundred scanned); reasons with any URL credentials masked. */
   async #failures(name: string, failed: number): Promise<{ rows: FailureRow[]; more: number }> {
     if (failed === 0) return { rows: [], more: 0 };
     const key = campaignKeys(this.prefix, name).failures;
