@@ -3,6 +3,7 @@ import { GraphBuilder, float } from "./onnx.js";
 import type { ModelConfig } from "./config.js";
 import type { GpuOptions } from "./repository.js";
 import { addModel, addStreaming } from "./manage.js";
+import { addFactorized } from "./factorized.js";
 
 /** Deterministic PRNG (mulberry32) so the demo weights are the same everywhere. */
 export function mulberry32(seed: number): () => number {
@@ -89,6 +90,39 @@ export function buildDetector(opts: DetectorOptions): Uint8Array {
   const stat = g.node("Sqrt", [network]);
   g.output(stat, "detection_statistic", "float32", ["batch", 1]);
   return g.toBytes(`chirp-bank detector: ${nT} templates of ${L} samples, ${nIfo} ifos, kernel ${kernel}`);
+}
+
+/**
+ * The demo detector's per-detector half (DESIGN.md, Factorized models):
+ * input `whitened [batch, 1, kernel]` → `embedding [batch, 1]`, the
+ * detector's largest squared SNR over time and templates. With
+ * `buildSumHead` it computes exactly what `buildDetector` does.
+ */
+export function buildChirpEncoder(opts: Omit<DetectorOptions, "nIfo">): Uint8Array {
+  const kernel = opts.kernel;
+  const nT = opts.nTemplates ?? 8;
+  const L = Math.min(kernel, opts.templateLength ?? Math.max(1, Math.floor(kernel / 2)));
+  const bank = chirpTemplates(nT, L, opts.seed ?? 1);
+  const w = new Float32Array(nT * L);
+  for (let k = 0; k < nT; k++) w.set(bank[k], k * L);
+  const g = new GraphBuilder("encoder");
+  const x = g.input("whitened", "float32", ["batch", 1, kernel]);
+  const snr = g.node("Conv", [x, g.constant(w, [nT, 1, L], "float32", "template_bank")], { kernel_shape: [L], strides: [1], pads: [0, 0] });
+  const peak = g.node("ReduceMax", [g.node("Mul", [snr, snr])], { axes: [2], keepdims: 0 }); // [B, T]
+  const best = g.node("ReduceMax", [peak], { axes: [1], keepdims: 1 }); // [B, 1]
+  g.output(best, "embedding", "float32", ["batch", 1]);
+  return g.toBytes(`chirp-bank encoder: ${nT} templates of ${L} samples, kernel ${kernel}`);
+}
+
+/** The demo detector's head: `embedding [batch, n_ifo, 1]` → network SNR `[batch, 1]` (sum over detectors, square root). */
+export function buildSumHead(nIfo: number): Uint8Array {
+  const g = new GraphBuilder("head");
+  const e = g.input("embedding", "float32", ["batch", nIfo, 1]);
+  const flat = g.node("Reshape", [e, g.int64s([0, nIfo])]);
+  const ones = g.constant(new Float32Array(nIfo).fill(1), [nIfo, 1], "float32", "ifo_weights");
+  const network = g.node("Gemm", [flat, ones], { alpha: float(1), beta: float(1) }); // as buildDetector sums
+  g.output(g.node("Sqrt", [network]), "detection_statistic", "float32", ["batch", 1]);
+  return g.toBytes(`sum head: ${nIfo} detectors`);
 }
 
 export interface SnapshotterOptions {
@@ -180,6 +214,12 @@ export interface DemoRepositoryOptions extends DetectorOptions {
   detectorName?: string;
   snapshotterName?: string;
   ensembleName?: string;
+  /**
+   * Also write the detector as a factorized pair (`<detector>-slides` and
+   * its parts, addFactorized) for these detectors, with the whole stream
+   * declared as its equivalent whole model.
+   */
+  factorized?: { ifos: string[] };
 }
 
 export interface DemoRepository {
@@ -188,6 +228,8 @@ export interface DemoRepository {
   ensemble: string;
   stateSize: number;
   updateSize: number;
+  /** the factorized pair's slides ensemble, when written */
+  slides?: string;
 }
 
 export function detectorConfig(name: string, nIfo: number, kernel: number, maxBatchSize: number, dynamicBatching = true): ModelConfig {
@@ -284,5 +326,21 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
     kind: o.gpu ? "KIND_GPU" : undefined,
     streams: o.streams,
   });
-  return { detector, snapshotter, ensemble, stateSize: s.stateSize, updateSize: s.updateSize };
+  let slides: string | undefined;
+  if (o.factorized) {
+    if (o.factorized.ifos.length !== o.nIfo) throw new Error(`demo: factorized for ${o.factorized.ifos.length} detectors, the detector takes ${o.nIfo}`);
+    slides = addFactorized(dir, detector, {
+      encoder: buildChirpEncoder(o),
+      head: buildSumHead(o.nIfo),
+      ifos: o.factorized.ifos,
+      kernel: o.kernel,
+      stride: o.stride,
+      batch: o.batch,
+      whole: ensemble,
+      streams: o.streams,
+      sequenceIdleMicroseconds: o.sequenceIdleMicroseconds,
+      instances: o.gpu ? { count: 1, kind: "KIND_GPU" } : undefined,
+    }).slides;
+  }
+  return { detector, snapshotter, ensemble, stateSize: s.stateSize, updateSize: s.updateSize, slides };
 }

@@ -52,6 +52,8 @@ export {
 export {
   buildDetector,
   buildSnapshotter,
+  buildChirpEncoder,
+  buildSumHead,
   chirpTemplates,
   detectorConfig,
   snapshotterConfig,
@@ -96,3 +98,14 @@ export {
   type ListedTensor,
   type RepositoryListing,
 } from "./manage.js";
+export {
+  addFactorized,
+  buildSlideGather,
+  readFactorized,
+  FACTORIZED_PARAMETERS,
+  SLIDES_TENSORS,
+  DEFAULT_HEAD_MAX_BATCH_SIZE,
+  type AddFactorizedOptions,
+  type AddFactorizedResult,
+  type FactorizedPair,
+} from "./factorized.js";
