@@ -3,7 +3,7 @@
 // helper), the dashboard in this process, the page in headless Chromium.
 // Redis is the real one (REDIS_URL or 127.0.0.1:6379) under a prefix of its own.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
@@ -18,7 +18,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { connectRedis, freePort, type CampaignStatus } from "@timeslide/campaign";
 import { registryKey } from "@timeslide/kserve";
 import { ReportJson } from "@timeslide/report";
-import { CLI, cliProcesses } from "../../../test/cli-processes.js";
+import { cliProcesses } from "../../../test/cli-processes.js";
 import { startDashboard, type RunningDashboard } from "../src/index.js";
 
 const YEAR = 31_557_600;
@@ -26,7 +26,7 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tsdash-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-dash-"));
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
-const { cli, start, children } = cliProcesses(dir, env);
+const { cli, cliAsync, start, children } = cliProcesses(dir, env);
 /** TIMESLIDE_WRITE_SCREENSHOT=1 rewrites it */
 const SCREENSHOT = join(import.meta.dirname, "../../../docs/dashboard.png");
 
@@ -99,7 +99,8 @@ async function nextRefresh(): Promise<void> {
   }
 }
 
-const status = (): CampaignStatus => JSON.parse(cli(["status", "dash", "--json"]));
+// not spawnSync: the dashboard under test runs in this process and must keep refreshing
+const status = async (): Promise<CampaignStatus> => JSON.parse(await cliAsync(["status", "dash", "--json"]));
 
 /** Every count and livetime of the page against `status --json`; time-dependent rate and ETA apart. */
 function expectSameNumbers(p: Fields, s: CampaignStatus) {
@@ -174,7 +175,7 @@ describe("timeslide dashboard on a running campaign", () => {
     expect(p.state).toBe("submitted");
     expect(p["jobs.completed"]).toBe(0);
     expect(p.far_reach_per_year).toBe(null);
-    expectSameNumbers(p, status());
+    expectSameNumbers(p, await status());
 
     // The registry, as Redis holds it, is the page's server list.
     const registered = await redis.zrangebyscore(registryKey(prefix), Date.now(), "+inf");
@@ -215,7 +216,7 @@ describe("timeslide dashboard on a running campaign", () => {
     await stopped(worker);
     await nextRefresh();
     const t0 = Date.now();
-    const s1 = status();
+    const s1 = await status();
     const t1 = Date.now();
     p = (await card("dash"))!;
     expectSameNumbers(p, s1);
@@ -231,7 +232,7 @@ describe("timeslide dashboard on a running campaign", () => {
     expect(reach1).toBeGreaterThan(0);
 
     // A partial report: the page shows its curve and loudest candidates.
-    cli(["report", "dash"]);
+    await cliAsync(["report", "dash"]);
     const partial = ReportJson.parse(JSON.parse(readFileSync(join(dir, "results", "report.json"), "utf8")));
     await page.waitForSelector(".report-head .partial", { timeout: 15_000 });
     p = (await card("dash"))!;
@@ -262,7 +263,7 @@ describe("timeslide dashboard on a running campaign", () => {
 
     // Done: the rate stops at the last result, so every number is equal, rate and ETA too.
     await nextRefresh();
-    const s2 = status();
+    const s2 = await status();
     p = (await card("dash"))!;
     expectSameNumbers(p, s2);
     expect(p.rate).toBe(s2.rate);
@@ -289,11 +290,10 @@ describe("timeslide dashboard on a running campaign", () => {
   it("binds 127.0.0.1 by default and shows no secret: page, API, event stream, logs", async () => {
     // The command as users run it, given the password in --redis.
     const port = await freePort();
-    const proc = spawn(process.execPath, [CLI, "dashboard", "--port", String(port), "--redis", secretUrl, "--refresh", "0.5"], { env: { ...env, LOG_LEVEL: "info" }, cwd: dir });
-    children.push(proc);
     let out = "";
-    proc.stdout.on("data", (d) => (out += d));
-    proc.stderr.on("data", (d) => (out += d));
+    const own = cliProcesses(dir, { ...env, LOG_LEVEL: "info" }, { onOutput: (_what, text) => (out += text) });
+    const proc = own.start(["dashboard", "--port", String(port), "--redis", secretUrl, "--refresh", "0.5"]);
+    children.push(proc);
     for (let i = 0; i < 120 && !out.includes("dashboard listening"); i++) await sleep(250);
     expect(out).toContain(`timeslide dashboard: http://127.0.0.1:${port}/`);
     const base = `http://127.0.0.1:${port}`;
