@@ -132,8 +132,8 @@ export const PAGE_JS = `"use strict";
     if (!snap.servers.length) sb.append(row(el("td", { class: "l note", colspan: 5 }, "no server registered")));
     const wb = $("workers").tBodies[0];
     wb.replaceChildren(...snap.workers.map((w) => el("tr", { "data-worker": w.name },
-      el("td", { class: "l" }, w.name), val("td", "alive", w.alive, w.alive ? "yes" : "no"), el("td", { class: "l" }, w.campaigns.join(", ")),
-      val("td", "jobs_running", w.jobs_running.length), el("td", { class: "l" }, w.jobs_running.join(" ")), el("td", {}, w.connected_s))));
+      el("td", { class: "l" }, w.name), val("td", "alive", w.alive, w.alive === null ? "?" : w.alive ? "yes" : "no"), el("td", { class: "l" }, w.campaigns.join(", ")),
+      val("td", "jobs_running", w.jobs_running.length), el("td", { class: "l" }, w.jobs_running.join(" ")), el("td", {}, w.connected_s === null ? "-" : w.connected_s))));
     if (!snap.workers.length) wb.append(row(el("td", { class: "l note", colspan: 6 }, "no worker connected")));
   }
 

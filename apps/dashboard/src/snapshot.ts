@@ -92,10 +92,11 @@ export interface ServerView {
 export interface WorkerView {
   /** TIMESLIDE_WORKER_NAME (default host:pid); BullMQ's connection name */
   name: string;
-  /** connected to Redis now (BullMQ's CLIENT LIST): alive */
-  alive: boolean;
+  /** connected to Redis now (BullMQ's CLIENT LIST): alive; null when Redis will not say */
+  alive: boolean | null;
   campaigns: string[];
-  connected_s: number;
+  /** age of its oldest connection (s); null when unknown */
+  connected_s: number | null;
   jobs_running: string[];
 }
 
@@ -157,7 +158,7 @@ export class SnapshotCollector {
     const [campaigns, servers, workers] = await Promise.all([
       Promise.all(names.map((n) => this.#campaign(n, errors))).then((cs) => cs.filter((c): c is CampaignView => c !== null)),
       this.#servers().catch((e: Error) => (errors.push(`servers: ${redactUrls(e.message)}`), [] as ServerView[])),
-      this.#workers(names).catch((e: Error) => (errors.push(`workers: ${redactUrls(e.message)}`), [] as WorkerView[])),
+      this.#workers(names, errors).catch((e: Error) => (errors.push(`workers: ${redactUrls(e.message)}`), [] as WorkerView[])),
     ]);
     return { generated_at: new Date().toISOString(), seq: ++this.#seq, prefix: this.prefix, campaigns, servers, workers, errors };
   }
@@ -323,32 +324,45 @@ export class SnapshotCollector {
   /**
    * Workers: the BullMQ connections named after each worker
    * (`<prefix>:<queue>:w:<name>`, one per campaign it consumes) that Redis
-   * lists now, and the active jobs each holds (BullMQ's processedBy).
+   * lists now, and the active jobs each holds (BullMQ's processedBy). Where
+   * an ACL refuses CLIENT LIST (it is in @admin), the workers holding jobs
+   * are still listed, from the jobs, with alive unknown.
    */
-  async #workers(campaigns: string[]): Promise<WorkerView[]> {
+  async #workers(campaigns: string[], errors: string[]): Promise<WorkerView[]> {
     const byName = new Map<string, WorkerView>();
+    const worker = (name: string, alive: boolean | null) => {
+      let w = byName.get(name);
+      if (!w) byName.set(name, (w = { name, alive, campaigns: [], connected_s: null, jobs_running: [] }));
+      return w;
+    };
+    let refused = "";
     for (const campaign of campaigns) {
       const queue = openQueue(this.redis, this.prefix, campaign);
       try {
         // BullMQ's connection name for the queue (its clientName(), protected)
         const base = `${this.prefix}:${Buffer.from(queueName(campaign)).toString("base64")}`;
-        const [clients, active] = await Promise.all([queue.getWorkers(), queue.getActive(0, 999)]);
+        const [clients, active] = await Promise.all([
+          refused ? [] : queue.getWorkers().catch((e: Error) => ((refused = e.message), [])),
+          queue.getActive(0, 999),
+        ]);
         for (const c of clients) {
           const raw = c.rawname ?? ""; // BullMQ puts the queue's name in `name`, the connection's in `rawname`
-          const name = raw.startsWith(`${base}:w:`) ? raw.slice(base.length + 3) : `unnamed ${c.addr ?? ""}`.trim();
-          let w = byName.get(name);
-          if (!w) byName.set(name, (w = { name, alive: true, campaigns: [], connected_s: Number(c.age ?? 0), jobs_running: [] }));
+          const w = worker(raw.startsWith(`${base}:w:`) ? raw.slice(base.length + 3) : `unnamed ${c.addr ?? ""}`.trim(), true);
           if (!w.campaigns.includes(campaign)) w.campaigns.push(campaign);
-          w.connected_s = Math.max(w.connected_s, Number(c.age ?? 0));
+          w.connected_s = Math.max(w.connected_s ?? 0, Number(c.age ?? 0));
         }
         for (const j of active) {
-          const w = j.processedBy ? byName.get(j.processedBy) : undefined;
-          if (w && j.id) w.jobs_running.push(`${campaign}/${j.id}`);
+          if (!j.processedBy || !j.id) continue;
+          const w = byName.get(j.processedBy) ?? (refused ? worker(j.processedBy, null) : undefined);
+          if (!w) continue; // its connection is gone: the job waits for its lock to expire
+          if (!w.campaigns.includes(campaign)) w.campaigns.push(campaign);
+          w.jobs_running.push(`${campaign}/${j.id}`);
         }
       } finally {
         await queue.close();
       }
     }
+    if (refused) errors.push(`workers: Redis refused CLIENT LIST (${redactUrls(refused).slice(0, 200)}): only workers holding a job are listed; allow it with +client|list`);
     return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 }
