@@ -303,6 +303,15 @@ describe("timeslide dashboard on a running campaign", () => {
     expect(await reach("127.0.0.1")).toBe(true);
     const other = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal);
     if (other) expect(await reach(other.address)).toBe(false);
+    // and the kernel's own table: one listening socket on the port, bound to 127.0.0.1 (0100007F)
+    const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+    const listening = ["/proc/net/tcp", "/proc/net/tcp6"]
+      .filter((f) => existsSync(f))
+      .flatMap((f) => readFileSync(f, "utf8").split("\n").slice(1))
+      .map((l) => l.trim().split(/\s+/))
+      .filter((c) => c[1]?.endsWith(`:${hexPort}`) && c[3] === "0A")
+      .map((c) => c[1].split(":")[0]);
+    expect(listening).toEqual(["0100007F"]);
     // A page elsewhere reaching it through a rebound DNS name is turned away.
     const rebound = await new Promise<number>((r, f) => request({ host: "127.0.0.1", port, path: "/api/snapshot", headers: { Host: `evil.example:${port}` } }, (res) => (res.resume(), r(res.statusCode!))).once("error", f).end());
     expect(rebound).toBe(421);
