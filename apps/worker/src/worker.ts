@@ -17,6 +17,7 @@ import {
   type JobSummary,
 } from "@timeslide/campaign";
 import { WorkerMetrics } from "./metrics.js";
+import { readWorkerEnv } from "./env.js";
 
 export interface WorkerOptions {
   redis: Redis;
@@ -140,6 +141,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     const w = new Worker<JobPayload, JobSummary>(queueName(campaign), PROCESSOR, {
       connection,
       prefix: o.prefix,
+      // Names the BullMQ connection (CLIENT SETNAME allows no spaces) and each
+      // job's processedBy: how `timeslide dashboard` lists workers and their jobs.
+      name: readWorkerEnv().workerName.replace(/[^!-~]/g, "_"),
       concurrency: o.concurrency ?? 1,
       useWorkerThreads: true,
       lockDuration: o.lockDuration ?? 60_000,
