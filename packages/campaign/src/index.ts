@@ -21,7 +21,7 @@ export {
 } from "./plan.js";
 export { prepareCampaign } from "./prepare.js";
 export { connectRedis, createRedis, redisOptions, REDIS_CA_ENV, LOG_REDACT, deleteKeys, ensureRedis, freePort, resolveRedisUrl, redactRedisUrl, redactUrls, checkEvictionPolicy, type EnsuredRedis } from "./redis.js";
-export { readMeta, listCampaigns, recordJobResult, recordJobFailure, specHash, type CampaignMeta } from "./store.js";
+export { readMeta, readProgress, listCampaigns, recordJobResult, recordJobFailure, specHash, type CampaignMeta, type CampaignProgress } from "./store.js";
 export {
   submitCampaign,
   campaignStatus,

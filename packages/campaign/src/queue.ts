@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import { campaignKeys, campaignsKey, queueName } from "./keys.js";
 import type { LoadedCampaign } from "./load.js";
 import { planSummary, type Plan } from "./plan.js";
-import { readMeta, specHash, type CampaignMeta } from "./store.js";
+import { readMeta, readProgress, specHash, type CampaignMeta } from "./store.js";
 import { checkEvictionPolicy } from "./redis.js";
 import { JOB_TAG, type JobPayload } from "./jobs.js";
 
@@ -158,7 +158,7 @@ export interface CampaignStatus {
 }
 
 export async function campaignStatus(redis: Redis, prefix: string, campaign: string): Promise<CampaignStatus> {
-  const meta = await readMeta(redis, prefix, campaign);
+  const meta = await readProgress(redis, prefix, campaign);
   if (!meta) throw new Error(`no campaign ${campaign} under prefix ${prefix} (submitted campaigns: \`timeslide status --list\`)`);
   const queue = openQueue(redis, prefix, campaign);
   let counts: Record<string, number>;

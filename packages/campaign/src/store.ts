@@ -9,7 +9,7 @@ import type { JobFailure, JobKind, JobSummary } from "./jobs.js";
  * sums over 10^5 jobs are exact; each job counts once however often its
  * result is recorded.
  */
-export interface CampaignMeta {
+export interface CampaignProgress {
   campaign: string;
   state: "submitting" | "submitted" | "cancelled";
   spec_hash: string;
@@ -27,6 +27,9 @@ export interface CampaignMeta {
   output: string;
   /** directory the campaign file's relative paths resolve against */
   base_dir: string;
+}
+
+export interface CampaignMeta extends CampaignProgress {
   /** data files per detector, as planned */
   files: Record<string, string[]>;
   spec: unknown;
@@ -40,16 +43,33 @@ export function specHash(value: unknown): string {
   return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 16);
 }
 
-export async function readMeta(redis: Redis, prefix: string, campaign: string): Promise<CampaignMeta | undefined> {
-  const h = await redis.hgetall(campaignKeys(prefix, campaign).meta);
-  if (!h || !h.state) return undefined;
+/** The metadata fields of CampaignProgress: what `status` and the dashboard read on every refresh. */
+const PROGRESS_FIELDS = [
+  "state",
+  "spec_hash",
+  "submitted_at",
+  "total_jobs",
+  "counts",
+  "inference_sampling_rate",
+  ...KINDS.flatMap((k) => [`planned_${k}_samples`, `done_${k}_samples`]),
+  "lost_samples",
+  "completed",
+  "failed",
+  "first_result_at",
+  "last_result_at",
+  "output",
+  "base_dir",
+];
+
+function progressOf(campaign: string, h: Record<string, string | undefined>): CampaignProgress | undefined {
+  if (!h.state) return undefined;
   const isr = Number(h.inference_sampling_rate);
   const num = (k: string) => (h[k] === undefined ? 0 : Number(h[k]));
   const byKind = (f: (k: JobKind) => number) => Object.fromEntries(KINDS.map((k) => [k, f(k)])) as Record<JobKind, number>;
   return {
     campaign,
     state: h.state as CampaignMeta["state"],
-    spec_hash: h.spec_hash,
+    spec_hash: h.spec_hash ?? "",
     submitted_at: num("submitted_at"),
     total_jobs: num("total_jobs"),
     counts: JSON.parse(h.counts ?? "{}"),
@@ -63,6 +83,24 @@ export async function readMeta(redis: Redis, prefix: string, campaign: string): 
     last_result_at: h.last_result_at ? Number(h.last_result_at) : undefined,
     output: h.output ?? "",
     base_dir: h.base_dir ?? "",
+  };
+}
+
+/**
+ * The counters alone: the whole hash holds the spec, plan and shift table
+ * (megabytes at 10^3 years), which a refresh every few seconds must not read.
+ */
+export async function readProgress(redis: Redis, prefix: string, campaign: string): Promise<CampaignProgress | undefined> {
+  const values = await redis.hmget(campaignKeys(prefix, campaign).meta, ...PROGRESS_FIELDS);
+  return progressOf(campaign, Object.fromEntries(PROGRESS_FIELDS.map((f, i) => [f, values[i] ?? undefined])));
+}
+
+export async function readMeta(redis: Redis, prefix: string, campaign: string): Promise<CampaignMeta | undefined> {
+  const h = await redis.hgetall(campaignKeys(prefix, campaign).meta);
+  const progress = h && progressOf(campaign, h);
+  if (!progress) return undefined;
+  return {
+    ...progress,
     files: JSON.parse(h.files ?? "{}"),
     spec: JSON.parse(h.spec ?? "null"),
     plan: JSON.parse(h.plan ?? "null"),
