@@ -109,3 +109,13 @@ export {
   type AddFactorizedResult,
   type FactorizedPair,
 } from "./factorized.js";
+export {
+  physicalBank,
+  bankChirpMasses,
+  buildBankEncoder,
+  buildBankHead,
+  buildBankDetector,
+  type BankOptions,
+  type BankTemplate,
+  type BankDetectorOptions,
+} from "./bank.js";

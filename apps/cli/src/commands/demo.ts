@@ -26,9 +26,15 @@ const MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
 const PREFIX = "timeslide-demo";
 const CAMPAIGN = "demo";
 
-// The demo's analysis: small enough that two workers on a 2-core laptop
-// analyse a month of background in about a minute.
-const DEMO = { dataRate: 256, sampleRate: 128, kernel: 1, isr: 1, batch: 256, psd: 16, fduration: 1, highpass: 20 };
+// The demo's analysis: a physical chirp bank (model-repo bank.ts) at the
+// data's rate, 256 Hz: synth's chirps (M_c 10–30 from 30 Hz) end below
+// 191 Hz and their SNR is counted up to the data's Nyquist, 128 Hz, so the
+// analysis keeps all of it. Windows of 1.75 s = a 0.625 s template + one
+// stride (1 s) + 33 samples, so consecutive windows overlap by more than the
+// coincidence window and a coincident pair is never split between windows.
+const DEMO = { dataRate: 256, sampleRate: 256, kernel: 1.75, isr: 1, batch: 256, psd: 16, fduration: 1, highpass: 20 };
+/** the demo bank: templates of 160 samples (0.625 s) at DEMO.sampleRate, 16 templates, 4 χ² bins */
+export const DEMO_BANK = { templateLength: 160, nTemplates: 16, chunks: 4 };
 
 const Opts = z.object({
   out: z.string().min(1),
@@ -147,11 +153,19 @@ async function demo(raw: Record<string, string>): Promise<void> {
     });
     if (data.glitchFile) say(`      ${Object.values(data.glitches).reduce((a, g) => a + g.length, 0)} glitches, listed in ${data.glitchFile}`);
 
-    say(`[2/6] model repository (streaming ensemble around the demo detector) -> ${join(out, "models")}`);
+    say(`[2/6] model repository (the physical chirp bank: whole model detector-stream and the factorized pair detector-slides) -> ${join(out, "models")}`);
     const kernel = DEMO.kernel * DEMO.sampleRate;
     const stride = DEMO.sampleRate / DEMO.isr;
     // One snapshotter instance (sequence slot) per stream: workers × 4 sequences each.
-    writeDemoRepository(join(out, "models"), { nIfo: 2, kernel, stride, batch: DEMO.batch, streams: o.workers * 4 });
+    writeDemoRepository(join(out, "models"), {
+      nIfo: 2,
+      kernel,
+      stride,
+      batch: DEMO.batch,
+      streams: o.workers * 4,
+      bank: { ...DEMO_BANK, sampleRate: DEMO.sampleRate, highpass: DEMO.highpass },
+      factorized: { ifos: ["H1", "L1"] },
+    });
 
     redisHandle = await ensureRedis();
     const redisUrl = redisHandle.url;
