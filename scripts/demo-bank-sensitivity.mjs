@@ -10,13 +10,14 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
-import { DetectorStream, readInjections, whiten } from "@timeslide/strain";
+import { readFileSync } from "node:fs";
+import { DetectorStream, readGlitchList, readInjections, whiten } from "@timeslide/strain";
 import { buildBankEncoder, buildBankHead } from "@timeslide/model-repo";
 
 const dir = process.argv[2];
 const years = Number(process.argv[3] ?? 1);
 const fs = 256, K = 448, stride = 256, psdLength = 16, fduration = 1, highpass = 20, cluster = 8;
-const bank = { sampleRate: fs, templateLength: 160, nTemplates: 16, chunks: 4, highpass, kernel: K, nIfo: 2 };
+const bank = { sampleRate: fs, templateLength: 160, nTemplates: 16, chunks: 4, highpass, kernel: K, nIfo: 2, ...(process.env.BANK_KAPPA ? { chi2Mismatch: Number(process.env.BANK_KAPPA) } : {}) };
 const ifos = ["H1", "L1"];
 const files = readdirSync(join(dir, "data")).filter((f) => f.endsWith(".hdf5"));
 const opts = { intraOpNumThreads: 1 };
@@ -125,15 +126,22 @@ for (let k = 1; livetime < want && k * 2 < spanW; k++) {
   const st = await headOn(bg, pairs);
   livetime += pairs.length; // 1 s per window
   // events: maxima of 8 s blocks
-  let blk = -1, best = -1;
+  let blk = -1, best = -1, at = null;
   for (let q = 0; q < pairs.length; q++) {
     const b = Math.floor(pairs[q][0] / cluster);
-    if (b !== blk) { if (best > 0) events.push(best); blk = b; best = -1; }
-    best = Math.max(best, st[q]);
+    if (b !== blk) { if (best > 0) events.push([best, ...at]); blk = b; best = -1; }
+    if (st[q] > best) { best = st[q]; at = pairs[q]; }
   }
-  if (best > 0) events.push(best);
+  if (best > 0) events.push([best, ...at]);
 }
-events.sort((a, b) => b - a);
+events.sort((a, b) => b[0] - a[0]);
+// which of the loudest background events have a glitch (synth's list) in either detector's window
+const glitches = readGlitchList(readFileSync(join(dir, "data", "glitches.txt"), "utf8"));
+const hasGlitch = (ifo, g) => glitches.some((x) => x.ifo === ifo && x.time >= gps0 + g && x.time < gps0 + g + K / fs);
+const top = events.slice(0, 50);
+const withGlitch = top.filter(([, gh, gl]) => hasGlitch("H1", gh) || hasGlitch("L1", gl)).length;
+console.log(`loudest 50 background events: ${withGlitch} with a glitch in a detector's window (windows with a glitch: ~${((glitches.length / 2 / (n / fs)) * (K / fs) * 2 * 100).toFixed(1)}% of pairs)`);
+for (let i = 0; i < events.length; i++) events[i] = events[i][0];
 const ly = livetime / (365.25 * 86400);
 const farThreshold = (perYear) => events[Math.max(0, Math.round(perYear * ly) - 1)] ?? 0;
 const tBg = Date.now();

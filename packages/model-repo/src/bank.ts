@@ -52,7 +52,7 @@ export interface BankTemplate {
   /** whitened, unit-norm cosine and sine quadratures, templateLength samples, coalescence near the end */
   cos: Float32Array;
   sin: Float32Array;
-  /** χ² bins: sample boundaries [0, b1, …, templateLength], equal cosine power in each */
+  /** χ² bins: sample boundaries [0, b1, …, templateLength], about equal power in each (the sample grid decides; the χ² weighs each bin by its share) */
   edges: number[];
 }
 
@@ -125,7 +125,11 @@ export interface BankDetectorOptions extends BankOptions {
   kernel: number;
   /** time coincidence between detectors in samples (default: 15 ms, 10 ms H1–L1 light travel + 5 ms) */
   coincidence?: number;
+  /** κ in the reduced χ² = χ² / (2p − 2 + κ·ρ²) (default DEFAULT_CHI2_MISMATCH) */
+  chi2Mismatch?: number;
 }
+
+export const DEFAULT_CHI2_MISMATCH = 0.03;
 
 interface Weights {
   T: number;
@@ -133,15 +137,25 @@ interface Weights {
   p: number;
   conv: string;
   chunkW: string;
+  /** [T, p, 1]: each χ² bin's share of its template's power */
+  binPower: string;
+  /** κ of the reduced χ² */
+  mismatch: number;
 }
 
-function bankWeights(g: GraphBuilder, bank: BankTemplate[], p: number): Weights {
+function bankWeights(g: GraphBuilder, bank: BankTemplate[], p: number, mismatch: number): Weights {
   const T = bank.length;
   const L = bank[0].cos.length;
   const conv = new Float32Array(2 * T * L);
   // χ² projection per template: [T, L, 2p], column 2j / 2j+1 = cos / sin restricted to bin j
   const chunk = new Float32Array(T * L * 2 * p);
+  const power = new Float32Array(T * p);
   bank.forEach((t, n) => {
+    for (let j = 0; j < p; j++) {
+      let e = 0;
+      for (let i = t.edges[j]; i < t.edges[j + 1]; i++) e += (t.cos[i] * t.cos[i] + t.sin[i] * t.sin[i]) / 2;
+      power[n * p + j] = e;
+    }
     conv.set(t.cos, (2 * n) * L);
     conv.set(t.sin, (2 * n + 1) * L);
     for (let j = 0; j < p; j++)
@@ -156,6 +170,8 @@ function bankWeights(g: GraphBuilder, bank: BankTemplate[], p: number): Weights 
     p,
     conv: g.constant(conv, [2 * T, 1, L], "float32", "template_bank"),
     chunkW: g.constant(chunk, [T, L, 2 * p], "float32", "chi2_bins"),
+    binPower: g.constant(power, [T, p, 1], "float32", "chi2_bin_power"),
+    mismatch,
   };
 }
 
@@ -173,11 +189,18 @@ function encoderOps(g: GraphBuilder, x: string, w: Weights): string {
   const seg = g.node("GatherElements", [xe, idx], { axis: 2 }); // [B, T, L]
   const zj = g.node("MatMul", [g.node("Transpose", [seg], { perm: [1, 0, 2] }), w.chunkW]); // [T, B, 2p]
   const bins = g.node("Reshape", [g.node("Transpose", [zj], { perm: [1, 0, 2] }), g.int64s([0, T, p, 2])]); // [B, T, p, 2]
-  const mean = g.node("Div", [g.node("ReduceSum", [bins, g.int64s([2])], { keepdims: 1 }), g.constant(new Float32Array([p]), [], "float32")]);
+  // χ² = Σ_j |z_j − w_j·z|² / w_j, w_j the bin's share of the template's power (1/p
+  // when the bins are equal, PyCBC's p·Σ|z_j − z/p|²): 2p − 2 degrees of freedom in noise
+  const mean = g.node("Mul", [g.node("ReduceSum", [bins, g.int64s([2])], { keepdims: 1 }), w.binPower]); // [B, T, p, 2]
   const dev = g.node("Sub", [bins, mean]);
-  const chi2 = g.node("ReduceSum", [g.node("Mul", [dev, dev]), g.int64s([2, 3])], { keepdims: 0 }); // [B, T]
-  // reduced χ² = p·Σ|z_j − z/p|² / (2p − 2); new SNR² = ρ²·((1 + χ_r³)/2)^(-1/3) where χ_r > 1
-  const chiR = g.node("Max", [g.node("Mul", [chi2, g.constant(new Float32Array([p / (2 * p - 2)]), [], "float32")]), g.constant(new Float32Array([1]), [], "float32")]);
+  const chi2 = g.node("ReduceSum", [g.node("Div", [g.node("Mul", [dev, dev]), w.binPower]), g.int64s([2, 3])], { keepdims: 0 }); // [B, T]
+  // reduced χ²_r = χ² / (2p − 2 + κ·ρ²): a signal that matches its best template
+  // only to 1 − ε leaves ~2ερ² in the χ² (Allen 2005), so κ keeps loud
+  // signals from being penalised for the bank's spacing while a glitch, whose
+  // power sits in one or two bins (χ² ~ ρ²…3ρ²), still is;
+  // new SNR² = ρ²·((1 + χ_r³)/2)^(-1/3) where χ_r > 1 (PyCBC's newsnr)
+  const dof = g.node("Add", [g.node("Mul", [peak, g.constant(new Float32Array([w.mismatch]), [], "float32")]), g.constant(new Float32Array([2 * p - 2]), [], "float32")]);
+  const chiR = g.node("Max", [g.node("Div", [chi2, dof]), g.constant(new Float32Array([1]), [], "float32")]);
   const cube = g.node("Mul", [g.node("Mul", [chiR, chiR]), chiR]);
   const half = g.node("Mul", [g.node("Add", [cube, g.constant(new Float32Array([1]), [], "float32")]), g.constant(new Float32Array([0.5]), [], "float32")]);
   const factor = g.node("Pow", [half, g.constant(new Float32Array([-1 / 3]), [], "float32")]);
@@ -223,7 +246,7 @@ export function buildBankEncoder(o: BankDetectorOptions): Uint8Array {
   if (o.kernel < o.templateLength) throw new RangeError(`bank: kernel ${o.kernel} is shorter than the templates (${o.templateLength} samples)`);
   const g = new GraphBuilder("bank-encoder");
   const x = g.input("whitened", "float32", ["batch", 1, o.kernel]);
-  const w = bankWeights(g, bank, o.chunks ?? 4);
+  const w = bankWeights(g, bank, o.chunks ?? 4, o.chi2Mismatch ?? DEFAULT_CHI2_MISMATCH);
   g.output(encoderOps(g, x, w), "embedding", "float32", ["batch", 2 * bank.length]);
   return g.toBytes(`encoder of the ${describe(o, bank)}`);
 }
@@ -242,7 +265,7 @@ export function buildBankDetector(o: BankDetectorOptions & { nIfo: number }): Ui
   const bank = physicalBank(o);
   const g = new GraphBuilder("bank-detector");
   const x = g.input("whitened", "float32", ["batch", o.nIfo, o.kernel]);
-  const w = bankWeights(g, bank, o.chunks ?? 4);
+  const w = bankWeights(g, bank, o.chunks ?? 4, o.chi2Mismatch ?? DEFAULT_CHI2_MISMATCH);
   const embs = Array.from({ length: o.nIfo }, (_, i) => {
     const xi = g.node("Slice", [x, g.int64s([i]), g.int64s([i + 1]), g.int64s([1])]); // [B, 1, K]
     return g.node("Unsqueeze", [encoderOps(g, xi, w), g.int64s([1])]); // [B, 1, 2T]

@@ -81,6 +81,10 @@ export {
   type ModelCheck,
   type RepositoryCheck,
   type SkippedFolder,
+  pairProblems,
+  declaredPair,
+  PAIR_PARAMETERS,
+  type DeclaredPair,
 } from "./check.js";
 export {
   DEFAULT_MAX_BATCH_SIZE,
