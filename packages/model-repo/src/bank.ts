@@ -8,15 +8,18 @@
 // and the data agree up to the lines and the drift the smooth PSD lacks.
 //
 //   encoder  whitened [batch, 1, kernel] → embedding [batch, 2·T]
-//            per template t: its reweighted SNR² ρ̂²_t (peak over the
-//            window of the quadrature SNR², reweighted by a χ² signal-
-//            consistency test at the peak, PyCBC's "new SNR") and the
-//            peak's position in the window (samples, as a float)
+//            per template t: the reweighted SNR² ρ̂² (peak over the window
+//            of the quadrature SNR², reweighted by a χ² signal-consistency
+//            test at the peak, PyCBC's "new SNR") and the peak's position
+//            in the window (samples, as a float), of the best of templates
+//            t − 1, t, t + 1 (so template coincidence allows neighbours)
 //   head     embedding [batch, n_ifo, 2·T] → detection_statistic [batch, 1]
-//            coincidence in template (neighbours in the bank) and time
-//            (within `coincidence` samples) between detectors; the
-//            statistic is the network reweighted SNR √Σ_i ρ̂²_i of the best
-//            coincident template, 0 when no template is coincident
+//            coincidence in template (entry t in every detector) and time
+//            (peaks within `coincidence` samples); the statistic is the
+//            network reweighted SNR √Σ_i ρ̂²_i of the best coincident
+//            template, 0 when no template is coincident. A handful of
+//            elementwise ops on 2·T floats per detector: the head runs once
+//            per shift and window, the encoder once per window
 //   whole    the same ops in one graph: encoder per detector, then head
 import {
   chirpDuration,
@@ -206,27 +209,29 @@ function encoderOps(g: GraphBuilder, x: string, w: Weights): string {
   const factor = g.node("Pow", [half, g.constant(new Float32Array([-1 / 3]), [], "float32")]);
   const reweighted = g.node("Mul", [peak, factor]); // [B, T]
   const time = g.node("Cast", [g.node("Squeeze", [pos, g.int64s([2])])], { to: 1 }); // [B, T] float
-  return g.node("Concat", [reweighted, time], { axis: 1 }); // [B, 2T]
+  // coincidence in template allows the bank's neighbours: entry t is the best of
+  // templates t − 1, t, t + 1 in this detector (ρ̂² and its peak's position), so
+  // the head compares entry t across detectors and the pairing costs nothing per shift
+  const neighbours = (v: string, fill: number) => {
+    const padded = g.node("Pad", [v, g.int64s([0, 1, 0, 1]), g.constant(new Float32Array([fill]), [], "float32")]); // [B, T + 2]
+    const views = [0, 1, 2].map((k) => g.node("Unsqueeze", [g.node("Slice", [padded, g.int64s([k]), g.int64s([k + T]), g.int64s([1])]), g.int64s([2])]));
+    return g.node("Concat", views, { axis: 2 }); // [B, T, 3]
+  };
+  const r3 = neighbours(reweighted, -1);
+  const best = g.node("ArgMax", [r3], { axis: 2, keepdims: 1 }); // [B, T, 1]
+  const r = g.node("Squeeze", [g.node("GatherElements", [r3, best], { axis: 2 }), g.int64s([2])]);
+  const t = g.node("Squeeze", [g.node("GatherElements", [neighbours(time, 0), best], { axis: 2 }), g.int64s([2])]);
+  return g.node("Concat", [r, t], { axis: 1 }); // [B, 2T]
 }
 
 /** Head ops on e [B, n_ifo, 2T] → statistic [B, 1] (the top of this file). */
 function headOps(g: GraphBuilder, e: string, T: number, coincidence: number): string {
   const r = g.node("Slice", [e, g.int64s([0]), g.int64s([T]), g.int64s([2])]); // [B, N, T]
   const t = g.node("Slice", [e, g.int64s([T]), g.int64s([2 * T]), g.int64s([2])]);
-  // each template with its two neighbours in the bank: [B, N, T, 3]
-  const neighbours = (v: string, fill: number) => {
-    const padded = g.node("Pad", [v, g.int64s([0, 0, 1, 0, 0, 1]), g.constant(new Float32Array([fill]), [], "float32")]); // [B, N, T + 2]
-    const views = [0, 1, 2].map((k) => g.node("Unsqueeze", [g.node("Slice", [padded, g.int64s([k]), g.int64s([k + T]), g.int64s([2])]), g.int64s([3])]));
-    return g.node("Concat", views, { axis: 3 });
-  };
-  const r3 = neighbours(r, -1);
-  const t3 = neighbours(t, 0);
-  const best = g.node("ArgMax", [r3], { axis: 3, keepdims: 1 }); // [B, N, T, 1]: each detector's best neighbour
-  const v = g.node("Squeeze", [g.node("GatherElements", [r3, best], { axis: 3 }), g.int64s([3])]); // [B, N, T]
-  const tm = g.node("Squeeze", [g.node("GatherElements", [t3, best], { axis: 3 }), g.int64s([3])]);
-  const spread = g.node("Sub", [g.node("ReduceMax", [tm], { axes: [1], keepdims: 0 }), g.node("ReduceMin", [tm], { axes: [1], keepdims: 0 })]); // [B, T]
+  // coincident: the detectors' peaks for template t lie within `coincidence` samples
+  const spread = g.node("Sub", [g.node("ReduceMax", [t], { axes: [1], keepdims: 0 }), g.node("ReduceMin", [t], { axes: [1], keepdims: 0 })]); // [B, T]
   const coinc = g.node("Cast", [g.node("LessOrEqual", [spread, g.constant(new Float32Array([coincidence]), [], "float32")])], { to: 1 });
-  const network = g.node("Mul", [g.node("ReduceSum", [v, g.int64s([1])], { keepdims: 0 }), coinc]); // [B, T]
+  const network = g.node("Mul", [g.node("ReduceSum", [r, g.int64s([1])], { keepdims: 0 }), coinc]); // [B, T]
   return g.node("Sqrt", [g.node("ReduceMax", [network], { axes: [1], keepdims: 1 })]); // [B, 1]
 }
 

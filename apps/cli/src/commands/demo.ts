@@ -104,7 +104,7 @@ export function registerDemo(program: Command): void {
     .option("--out <dir>", "output directory", "demo-out")
     .option("--workers <n>", "worker processes", "2")
     .option("--duration <d>", "synthetic data per detector", "2h")
-    .option("--background <d>", "background livetime to reach", "30d")
+    .option("--background <d>", "background livetime to reach (the whole-model path runs the bank once per shift: 2 d fits the demo's time)", "2d")
     .option("--seed <n>", "seed of the synthetic data", "1")
     .option("--clean", "stationary Gaussian data (timeslide synth --clean) instead of the realistic default, e.g. to compare")
     .option("--glitch-rate <per-min>", "glitches per minute per detector in the realistic data (default 0.5)")
