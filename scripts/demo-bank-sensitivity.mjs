@@ -16,7 +16,9 @@ import { buildBankEncoder, buildBankHead } from "@timeslide/model-repo";
 
 const dir = process.argv[2];
 const years = Number(process.argv[3] ?? 1);
-const fs = 256, K = 448, stride = 256, psdLength = 16, fduration = 1, highpass = 20, cluster = 8;
+const fs = 256, K = 448, stride = 256, highpass = 20, cluster = 8;
+const psdLength = Number(process.env.PSD_LENGTH ?? 16);
+const fduration = Number(process.env.FDURATION ?? 1);
 const bank = { sampleRate: fs, templateLength: 160, nTemplates: 16, chunks: 4, highpass, kernel: K, nIfo: 2, ...(process.env.BANK_KAPPA ? { chi2Mismatch: Number(process.env.BANK_KAPPA) } : {}) };
 const ifos = ["H1", "L1"];
 const files = readdirSync(join(dir, "data")).filter((f) => f.endsWith(".hdf5"));
@@ -75,7 +77,7 @@ async function embedAll(injSet) {
           for (let k = 0; k < injSet.length; k++) if (i0 + k >= 0 && i0 + k < x.length) x[i0 + k] += wf[j * injSet.length + k];
         }
       }
-      const w = whiten(x, { sampleRate: fs, psdLength, fduration, highpass });
+      const w = whiten(x, { sampleRate: fs, psdLength, fduration, highpass, fftlength: Number(process.env.FFTLENGTH ?? 1) }); // the demo's inference.fftlength
       const v0 = Math.max(w.valid[0], psdLength * fs); // after the PSD burn-in
       const first = Math.ceil((a + v0) / stride) * stride - a; // on the global 1 s grid
       const { nWin, emb } = await encode(w.data.subarray(first, w.valid[1]));
