@@ -119,15 +119,21 @@ const tEnc = Date.now();
 const gs = [...bg.H1.index.keys()].filter((g) => bg.L1.index.has(g)).sort((a, b) => a - b);
 const gMin = gs[0], gMax = gs[gs.length - 1];
 const L1set = new Set(bg.L1.index.keys());
-// circular slides over the common windows: L1 window (g + k·2 s) mod the span
-const spanW = gMax - gMin + 1;
+// circular slides over the common windows: L1's window (g + shift) mod the span, both detectors' windows present
+// an odd ring, so that 2 s shifts reach every offset around it (an even one only half of them)
+const spanW = (gMax - gMin + 1) % 2 ? gMax - gMin + 1 : gMax - gMin;
 const want = years * 365.25 * 86400;
 const events = [];
 let livetime = 0;
-for (let k = 1; livetime < want && k * 2 < spanW; k++) {
+const seen = new Set();
+for (let k = 1; livetime < want && k < spanW; k++) {
+  const sh = (2 * k) % spanW; // shifts of 2 s (the demo's background.step) around the ring, each once
+  if (sh === 0 || seen.has(sh)) continue;
+  seen.add(sh);
   const pairs = [];
   for (const g of gs) {
-    const gl = gMin + ((g - gMin + 2 * k) % spanW);
+    if (g - gMin >= spanW) continue;
+    const gl = gMin + ((g - gMin + sh) % spanW);
     if (L1set.has(gl)) pairs.push([g, gl]);
   }
   const st = await headOn(bg, pairs);
