@@ -84,6 +84,9 @@ describe("timeslide model-repo add-pair", () => {
     // a whole model over another detector count: the check names it
     expect(cli(["model-repo", "add", repo, "whole3", f("whole3.onnx", whole(3))]).code).toBe(0);
     expect(cli(["model-repo", "stream", repo, "whole3-stream", "--model", "whole3", ...GEOMETRY]).code).toBe(0);
-    expect(bad(["--encoder", enc, "--head", hd, "--ifos", "H1,L1", "--whole", "whole3-stream"])).toMatch(/whole model 'whole3-stream' input 'update' \[1, 3, 64\] takes 3 detectors; the head fuses 2/);
+    expect(bad(["--encoder", enc, "--head", hd, "--ifos", "H1,L1", "--whole", "whole3-stream"])).toMatch(/whole model 'whole3-stream' input 'update' \[1, 3, 64\]; expected the streaming update \[1, 2, 64\]/);
+    expect(bad(["--encoder", enc, "--head", hd, "--ifos", "H1,L1", "--whole", "nope-stream"])).toMatch(/whole model 'nope-stream': .*model-repo add, model-repo stream/);
+    // refused pairs wrote nothing
+    expect(cli(["model-repo", "list", repo]).stdout).not.toMatch(/other-/);
   }, 240_000); // some 17 CLI runs, ~1-3 s each on a busy 2-core machine
 });

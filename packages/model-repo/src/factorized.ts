@@ -193,6 +193,19 @@ export function addFactorized(repository: string, name: string, o: AddFactorized
   if (!((ho.length === 2 && (ho[1] === 1 || ho[1] === -1)) || ho.length === 1))
     throw new Error(`head ${where(o.head, head)}: output '${hs.outputs[0].name}' has shape ${shape(ho)}; expected one statistic per window [batch, 1]`);
 
+  if (o.whole) {
+    // before anything is written: a refused pair leaves the repository as it was
+    const w = repositoryLookup(repository)(o.whole);
+    const inp = w.config?.input?.[0];
+    const U = o.stride * o.batch;
+    if (!w.config) throw new Error(`factorized '${name}': whole model '${o.whole}': ${w.error ?? "no such model in the repository"} (add it and its stream first: model-repo add, model-repo stream)`);
+    if (!inp || inp.dims.length !== 3 || Number(inp.dims[1]) !== ifos.length || Number(inp.dims[2]) !== U)
+      throw new Error(
+        `factorized '${name}': whole model '${o.whole}' input ${inp ? `'${inp.name}' [${inp.dims.join(", ")}]` : "missing"}; ` +
+          `expected the streaming update [1, ${ifos.length}, ${U}] (${ifos.length} detectors, stride·batch ${o.stride}·${o.batch})`,
+      );
+  }
+
   // Write: encoders and their streams, the head, the gather, the slides ensemble.
   const encoders: Record<string, StreamResult> = {};
   for (const [i, [model, src]] of sources.entries()) {

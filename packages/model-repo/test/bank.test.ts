@@ -3,9 +3,12 @@
 // its SNR when it is coincident in time between the detectors and not when
 // it is not; a loud single-detector glitch does not make a candidate, and a
 // glitch in both is cut down by the χ² reweighting.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { buildBankDetector, buildBankEncoder, buildBankHead, mulberry32, physicalBank } from "../src/index.js";
+import { buildBankDetector, buildBankEncoder, buildBankHead, checkRepository, listRepository, mulberry32, physicalBank, writeDemoRepository } from "../src/index.js";
 
 const fs = 256;
 const K = 448;
@@ -92,5 +95,14 @@ describe("the physical bank", () => {
     expect(y[4]).toBeLessThan(0.2 * Math.hypot(60, 60));
     // the embedding carries the peak's position: template 5 in H1 peaks at sample 100 of window 0
     expect(emb[16 + 5]).toBe(100);
+  });
+
+  it("the demo repository holds it as the whole model detector-stream and the pair detector-slides, which check clean", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bank-repo-"));
+    const r = writeDemoRepository(dir, { nIfo: 2, kernel: K, stride: 256, batch: 16, bank: { sampleRate: fs, templateLength: 160 }, factorized: { ifos: ["H1", "L1"] } });
+    expect(r.slides).toBe("detector-slides");
+    expect(checkRepository(dir).models.flatMap((m) => m.problems)).toEqual([]);
+    const pair = listRepository(dir).models.find((m) => m.name === "detector-slides")!.pair;
+    expect(pair).toEqual({ embedding_dim: 32, detectors: 2, encoders: { "*": "detector-encoder-stream" }, head: "detector-head", whole: "detector-stream" });
   });
 });
