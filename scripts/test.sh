@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: does its own set-up on a fresh machine, then builds, typechecks
 # and runs every workspace's tests and the end-to-end tests.
-#  - Debian packages the tests need (chromium: report rendering; python3-h5py:
+#  - Debian packages the tests need (chromium: report rendering and the dashboard page; python3-h5py:
 #    the interop fixtures another HDF5 writer writes; python3-scipy: the
 #    example's whitening compared with ours; slurm-wlm and munge: the Slurm
 #    test brings up a private single-node Slurm, as root only; redis-server:

@@ -8,67 +8,30 @@
 // fails for good with its planned livetime reported lost, and the worker
 // keeps running. Each outcome is recorded (test/outcomes.ts) once proven.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import h5wasm from "h5wasm/node";
-import { campaignKeys, campaignStatus, openQueue, type JobFailure, type JobPayload, type JobSummary } from "@timeslide/campaign";
+import { campaignKeys, campaignStatus, freePort, openQueue, type JobFailure, type JobPayload, type JobSummary } from "@timeslide/campaign";
 import { InferenceClient } from "@timeslide/kserve";
 import { writeInjectionFile, writeStrainFile } from "@timeslide/strain";
 import { recordOutcome } from "./outcomes.js";
+import { cliProcesses, type Ran } from "./cli-processes.js";
 
-const CLI = join(import.meta.dirname, "../apps/cli/dist/main.js");
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tsbad-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-bad-"));
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
-const children: ChildProcess[] = [];
 const H1A = "H-H1_SYNTH_256HZ_R1-1187008000-600.hdf5";
 const H1B = "H-H1_SYNTH_256HZ_R1-1187008600-600.hdf5";
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Ran> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args], { env, cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout!.on("data", (d) => (stdout += d));
-    c.stderr!.on("data", (d) => (stderr += d));
-    c.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function cliOk(args: string[]): Promise<string> {
-  const r = await cli(args);
-  if (r.code !== 0) throw new Error(`timeslide ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function start(args: string[]): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { env, cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  child.stderr!.on("data", (d) => (err = (err + d).slice(-20_000)));
-  children.push(child);
-  return { child, stderr: () => err };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => ok(p));
-    });
-  });
-}
+const { run: cli, cliAsync: cliOk, start: startCli, stderrOf, children } = cliProcesses(dir, env);
+const start = (args: string[]) => {
+  const child = startCli(args);
+  return { child, stderr: () => stderrOf(child) };
+};
 
 /** The message a user sees: stderr without warnings, on one line, shortened. */
 const shown = (r: Ran, max = 300) => {

@@ -1,28 +1,75 @@
 // The `timeslide` command run from end-to-end tests: one-shot commands that
-// must succeed, and long-running ones (serve, worker) kept for killing at the end.
+// must succeed or whose failure is the point, and long-running ones (serve,
+// worker) kept for killing at the end.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
 export const CLI = join(import.meta.dirname, "../apps/cli/dist/main.js");
 
-export function cliProcesses(dir: string, env: NodeJS.ProcessEnv) {
+/** A finished command. */
+export interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  /** every chunk any command prints (stdout and stderr), with the command it came from: e.g. to look for secrets */
+  onOutput?: (what: string, text: string) => void;
+}
+
+/** `env` may be a function: for suites that learn their environment (ports, URLs) in beforeAll. */
+export function cliProcesses(dir: string, env: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv), o: CliOptions = {}) {
+  const envOf = (extra: NodeJS.ProcessEnv = {}) => ({ ...(typeof env === "function" ? env() : env), ...extra });
   const children: ChildProcess[] = [];
-  /** Runs a command to completion in `dir`; its stdout, or an error with its stderr. */
-  const cli = (args: string[]): string => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env, cwd: dir });
-    if (r.status !== 0) throw new Error(`timeslide ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
+  const tails = new WeakMap<ChildProcess, () => string>();
+  const name = (args: string[]) => `timeslide ${args.join(" ")}`;
+
+  /** Runs a command to completion (blocking), whatever its exit status. */
+  const runSync = (args: string[], extraEnv?: NodeJS.ProcessEnv): Ran => {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: envOf(extraEnv), cwd: dir });
+    o.onOutput?.(name(args), `${r.stdout}\n${r.stderr}`);
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  /** Runs a command to completion without blocking the test's event loop (so in-process servers keep answering). */
+  const run = (args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<Ran> =>
+    new Promise((resolve) => {
+      const c = spawn(process.execPath, [CLI, ...args], { env: envOf(extraEnv), cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      c.stdout!.on("data", (d) => (stdout += d));
+      c.stderr!.on("data", (d) => (stderr += d));
+      c.on("close", (code) => {
+        o.onOutput?.(name(args), `${stdout}\n${stderr}`);
+        resolve({ code, stdout, stderr });
+      });
+    });
+  const ok = (args: string[], r: Ran): string => {
+    if (r.code !== 0) throw new Error(`${name(args)} exited ${r.code}: ${r.stderr}`);
     return r.stdout;
   };
-  /** Starts a long-running command; an unexpected exit prints the end of its stderr. */
+  /** Runs a command that must succeed; its stdout, or an error with its stderr. */
+  const cli = (args: string[], extraEnv?: NodeJS.ProcessEnv): string => ok(args, runSync(args, extraEnv));
+  const cliAsync = async (args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<string> => ok(args, await run(args, extraEnv));
+
+  /** Starts a long-running command; an unexpected exit prints the end of its stderr (`stderrOf`). */
   const start = (args: string[]): ChildProcess => {
-    const c = spawn(process.execPath, [CLI, ...args], { env, cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+    const c = spawn(process.execPath, [CLI, ...args], { env: envOf(), cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    const what = `${name(args)} (pid ${c.pid})`;
     let err = "";
-    c.stderr!.on("data", (d) => (err = (err + d).slice(-4000)));
-    c.on("exit", (code, signal) => {
-      if (code && signal !== "SIGTERM") process.stderr.write(`timeslide ${args[0]} exited ${code}: ${err}\n`);
+    c.stdout!.on("data", (d) => o.onOutput?.(what, String(d)));
+    c.stderr!.on("data", (d) => {
+      err = (err + d).slice(-20_000);
+      o.onOutput?.(what, String(d));
     });
+    c.on("exit", (code, signal) => {
+      if (code && signal !== "SIGTERM") process.stderr.write(`timeslide ${args[0]} exited ${code}: ${err.slice(-4000)}\n`);
+    });
+    tails.set(c, () => err);
     children.push(c);
     return c;
   };
-  return { cli, start, children };
+  /** The last 20 kB a started command wrote to stderr. */
+  const stderrOf = (c: ChildProcess): string => tails.get(c)?.() ?? "";
+  return { cli, cliAsync, run, runSync, start, stderrOf, children };
 }

@@ -7,17 +7,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import { freePort } from "@timeslide/campaign";
 import { InferenceClient } from "@timeslide/kserve";
 import { renderReportHtml, type ReportJson } from "@timeslide/report";
 import { readInjections, writeInjectionFile } from "@timeslide/strain";
 import { recordOutcome } from "./outcomes.js";
+import { cliProcesses } from "./cli-processes.js";
 
-const CLI = join(import.meta.dirname, "../apps/cli/dist/main.js");
 const SECRET = `pw-${randomBytes(12).toString("hex")}`;
 const prefix = `tssec-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-sec-"));
@@ -28,43 +28,17 @@ let redisPort = 0;
 let grpcPort = 0;
 let redisUrl = "";
 let env: NodeJS.ProcessEnv = {};
-const children: ChildProcess[] = [];
 let redisServer: ChildProcess | undefined;
 /** Everything every timeslide process printed, for the secret check. */
 const captured: { what: string; text: string }[] = [];
 
-function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...env, ...extraEnv }, cwd: dir });
-  captured.push({ what: `timeslide ${args.join(" ")}`, text: `${r.stdout}\n${r.stderr}` });
-  return r;
-}
-function cliOk(args: string[]) {
-  const r = cli(args);
-  if (r.status !== 0) throw new Error(`timeslide ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function start(args: string[]): ChildProcess {
-  const c = spawn(process.execPath, [CLI, ...args], { env, cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  const rec = { what: `timeslide ${args.join(" ")} (pid ${c.pid})`, text: "" };
-  captured.push(rec);
-  c.stdout!.on("data", (d) => (rec.text += d));
-  c.stderr!.on("data", (d) => (rec.text += d));
-  c.on("exit", (code, signal) => {
-    if (code && signal !== "SIGTERM") process.stderr.write(`timeslide ${args[0]} exited ${code}: ${rec.text.slice(-2000)}\n`);
-  });
-  children.push(c);
-  return c;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => ok(p));
-    });
-  });
-}
+const { runSync, cli: cliOk, start, children } = cliProcesses(dir, () => env, {
+  onOutput: (what, text) => {
+    const rec = captured.find((c) => c.what === what);
+    if (rec) rec.text += text;
+    else captured.push({ what, text });
+  },
+});
 
 function openssl(args: string[]) {
   const r = spawnSync("openssl", args, { encoding: "utf8", cwd: join(dir, "pki") });
@@ -187,8 +161,8 @@ describe("security", () => {
     expect(await redisAnswers(`redis://:${SECRET}@127.0.0.1:${redisPort}`, {})).toBe(false);
     expect(await redisAnswers(redisUrl, {})).toBe(false); // TLS, but the system roots don't know our CA
     expect(await redisAnswers(`rediss://:wrong@127.0.0.1:${redisPort}`, tlsOpts())).toBe(false);
-    const noCa = cli(["status", "--list"], { TIMESLIDE_REDIS_CA: "" });
-    expect(noCa.status).not.toBe(0);
+    const noCa = runSync(["status", "--list"], { TIMESLIDE_REDIS_CA: "" });
+    expect(noCa.code).not.toBe(0);
     expect(noCa.stderr).toMatch(/cannot reach Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1/);
     expect(noCa.stderr).toMatch(/certificate/);
     expect(noCa.stderr).toMatch(/TIMESLIDE_REDIS_CA/);

@@ -104,7 +104,8 @@ function concat(parts: EventSet[], nIfo: number): EventSet {
 }
 
 export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateResult> {
-  const log = o.logger ?? defaultLogger();
+  // a caller's logger already names the campaign (the worker's aggregation thread binds it)
+  const log = o.logger ?? defaultLogger().child({ campaign: o.campaign });
   const keys = campaignKeys(o.prefix, o.campaign);
   const meta: CampaignMeta | undefined = await readMeta(o.redis, o.prefix, o.campaign);
   if (!meta) throw new Error(`no campaign ${o.campaign} under prefix ${o.prefix} (was it submitted?)`);
@@ -279,7 +280,6 @@ export async function aggregateCampaign(o: AggregateOptions): Promise<AggregateR
   atomicWrite(files.report_html, await renderReportHtml(report, extras));
   log.info(
     {
-      campaign: o.campaign,
       out,
       partial,
       jobs: results.length,

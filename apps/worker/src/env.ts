@@ -16,6 +16,10 @@ export interface WorkerEnv {
   workerName: string;
   /** client deadline of one inference request (ms): a server that stops answering fails the request over */
   deadlineMs?: number;
+  /** factorized campaigns: run the pair's declared whole model instead (comparisons, mixed campaigns) */
+  wholeModel?: boolean;
+  /** factorized campaigns: bytes of embeddings a job keeps in memory before spilling to its scratch file */
+  embeddingMemoryBytes?: number;
 }
 
 export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
@@ -27,5 +31,7 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     jobs: Math.max(1, Math.floor(Number(env.TIMESLIDE_JOBS)) || 1),
     workerName: env.TIMESLIDE_WORKER_NAME || `${hostname()}:${process.pid}`,
     deadlineMs: Number(env.TIMESLIDE_DEADLINE_MS) > 0 ? Number(env.TIMESLIDE_DEADLINE_MS) : undefined,
+    wholeModel: env.TIMESLIDE_WHOLE_MODEL === "1",
+    embeddingMemoryBytes: Number(env.TIMESLIDE_EMBEDDING_MEMORY) > 0 ? Number(env.TIMESLIDE_EMBEDDING_MEMORY) : undefined,
   };
 }

@@ -67,16 +67,30 @@ export class StreamingModel implements DetectionModel {
     private readonly pool: ServerPool,
     private readonly model: string,
     g: Geometry,
-    private readonly opts: { version?: string; input?: string; output?: string; deadlineMs?: number; inflight?: number } = {},
+    private readonly opts: {
+      version?: string;
+      input?: string;
+      output?: string;
+      deadlineMs?: number;
+      inflight?: number;
+      /** floats per window in the output (an encoder's embedding: D); default 1, the detection statistic */
+      width?: number;
+    } = {},
   ) {
     this.kernel = g.kernel;
     this.stride = g.stride;
     this.batch = g.batch;
   }
 
+  get name(): string {
+    return this.model;
+  }
+
+  /** outputs [first, first + count), `width` floats each (window-major) */
   async run(channels: Channel[], first: number, count: number, signal?: AbortSignal): Promise<Float32Array> {
     signal?.throwIfAborted();
     const U = this.stride * this.batch;
+    const width = this.opts.width ?? 1;
     const nIfo = channels.length;
     const need = first + count; // outputs from the stream start
     const requests = Math.ceil(need / this.batch);
@@ -91,7 +105,7 @@ export class StreamingModel implements DetectionModel {
       outputs: this.opts.output ? [this.opts.output] : undefined,
       deadlineMs: this.opts.deadlineMs ?? DEFAULT_DEADLINE_MS,
     });
-    const out = new Float32Array(count);
+    const out = new Float32Array(count * width);
     const inflight = Math.max(1, this.opts.inflight ?? 4);
     const pending: Array<Promise<void>> = [];
     let failure: unknown;
@@ -114,7 +128,7 @@ export class StreamingModel implements DetectionModel {
           const y = (this.opts.output ? outputOf(res, this.opts.output) : res.outputs[0]).data as ArrayLike<number>;
           for (let w = 0; w < this.batch; w++) {
             const j = r * this.batch + w - first;
-            if (j >= 0 && j < count) out[j] = y[w];
+            if (j >= 0 && j < count) for (let d = 0; d < width; d++) out[j * width + d] = y[w * width + d];
           }
         });
         pending.push(p.catch((e) => void (failure ??= e)));

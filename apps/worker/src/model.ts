@@ -1,6 +1,8 @@
 import { grpcTlsFromEnv, InferenceClient, isServerFailure, KServeError, type ServerPool } from "@timeslide/kserve";
 import type { CampaignSpec } from "@timeslide/campaign";
+import { readFactorized, type FactorizedPair, type ModelConfig } from "@timeslide/model-repo";
 import { StreamingModel, WindowModel, type DetectionModel, type Geometry } from "./inference.js";
+import { FactorizedModel } from "./factorized.js";
 import { PermanentJobError } from "./pipeline.js";
 
 const DEADLINE_MS = 10_000;
@@ -36,6 +38,11 @@ export interface ModelDescription {
    * models not READY with their reasons.
    */
   serverNotReady?: string;
+  /** the factorized pair its config declares (model.factorized campaigns); factorizedError: why the declaration does not fit */
+  factorized?: FactorizedPair;
+  factorizedError?: string;
+  /** max_batch_size of each ensemble step's model */
+  stepMaxBatch?: Record<string, number>;
 }
 
 /**
@@ -116,10 +123,18 @@ export async function describeModel(endpoint: string, spec: CampaignSpec, deadli
       outputs: tensors(meta.outputs),
       output: meta.outputs?.[0]?.name,
     };
+    if (spec.model.factorized) {
+      try {
+        d.factorized = readFactorized({ name, parameters: config.parameters } as ModelConfig, spec.ifos);
+      } catch (e) {
+        d.factorizedError = (e as Error).message;
+      }
+    }
     let afterState = false;
     let windowsTensor: string | undefined;
     for (const step of config.ensemble_scheduling?.step ?? []) {
       const sub = await client.modelConfig(step.model_name, "", { deadlineMs });
+      (d.stepMaxBatch ??= {})[step.model_name] = Number(sub.max_batch_size ?? 0);
       if (sub.sequence_batching) {
         d.streaming = afterState = true;
         windowsTensor = Object.values(step.output_map ?? {})[0];
@@ -181,6 +196,7 @@ const fits = (got: number, want: number) => got === -1 || got === want;
  * this geometry (`resolveModel`), so a mismatch here is a job that cannot run.
  */
 export function modelProblems(spec: CampaignSpec, d: ModelDescription): string[] {
+  if (spec.model.factorized) return slidesProblems(spec, d);
   const g = campaignGeometry(spec);
   const nIfo = spec.ifos.length;
   const where = `model ${d.name} on ${d.endpoint}`;
@@ -237,6 +253,37 @@ export function modelProblems(spec: CampaignSpec, d: ModelDescription): string[]
   return problems;
 }
 
+/** What is wrong with a factorized campaign's model (its slides ensemble) as served. */
+function slidesProblems(spec: CampaignSpec, d: ModelDescription): string[] {
+  const where = `model ${d.name} on ${d.endpoint}`;
+  if (d.factorizedError) return [`model.factorized: ${d.factorizedError}`];
+  if (!d.factorized)
+    return [
+      `model.factorized: the campaign is factorized but ${where} declares no factorized pair (no factorized_* parameters in its config; it is ${d.streaming ? "a streaming model" : "a model"} with inputs ${d.inputs.map((t) => `${t.name} ${fmt(t.shape)}`).join(", ") || "none"}): ` +
+        `set model.name to the pair's slides ensemble (<name>-slides, timeslide model-repo add), or model.factorized: false`,
+    ];
+  return [];
+}
+
+/** The campaign as one of its encoder streams sees it: one detector, the encoder's name, not factorized. */
+function encoderSpec(spec: CampaignSpec, ifo: string, encoder: string): CampaignSpec {
+  return { ...spec, ifos: [ifo], model: { ...spec.model, name: encoder, version: "latest", factorized: false, input: undefined, output: undefined } };
+}
+
+/** A factorized campaign's encoder streams, described, and what does not fit the campaign in each. */
+async function encoderProblems(spec: CampaignSpec, pair: FactorizedPair, endpoint: string, deadlineMs?: number): Promise<{ problems: string[]; encoders: ModelDescription[] }> {
+  const problems: string[] = [];
+  const encoders: ModelDescription[] = [];
+  for (const [i, ifo] of spec.ifos.entries()) {
+    const es = encoderSpec(spec, ifo, pair.encoders[i]);
+    const d = await describeModel(endpoint, es, deadlineMs);
+    encoders.push(d);
+    for (const p of modelProblems(es, d)) problems.push(`model.factorized: ${ifo}'s encoder: ${p}`);
+    if (!d.streaming) problems.push(`model.factorized: ${ifo}'s encoder ${d.name} on ${endpoint} is not a streaming ensemble (snapshotter + encoder)`);
+  }
+  return { problems, encoders };
+}
+
 export interface ModelCheck {
   /** the model does not fit the campaign, or a server that answered does not have it */
   problems: string[];
@@ -267,6 +314,13 @@ export async function checkModelOnServers(spec: CampaignSpec, endpoints: readonl
     if (r.d) {
       out.checked.push(r.endpoint);
       out.problems.push(...modelProblems(spec, r.d));
+      if (spec.model.factorized && r.d.factorized) {
+        try {
+          out.problems.push(...(await encoderProblems(spec, r.d.factorized, r.endpoint, deadlineMs)).problems);
+        } catch (e) {
+          out.problems.push(`model.factorized: ${(e as Error).message}`);
+        }
+      }
       if (r.d.serverNotReady === "")
         out.warnings.push(`model.servers: server ${r.endpoint} has model ${spec.model.name} ready but is itself not ready yet (ServerReady false, no model failed): workers wait for it`);
       else if (r.d.serverNotReady)
@@ -295,7 +349,8 @@ export async function checkModelOnServers(spec: CampaignSpec, endpoints: readonl
  * fit the campaign is a permanent job error (the same check as submit's).
  * `deadlineMs` bounds each inference request.
  */
-export async function resolveModel(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs?: number): Promise<DetectionModel> {
+export async function resolveModel(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs?: number, o: { wholeModel?: boolean } = {}): Promise<DetectionModel | FactorizedModel> {
+  if (spec.model.factorized) return resolveFactorized(pool, endpoint, spec, deadlineMs, o.wholeModel ?? false);
   const g = campaignGeometry(spec);
   const version = versionOf(spec);
   const d = await describeWithRetries(endpoint, spec);
@@ -306,6 +361,37 @@ export async function resolveModel(pool: ServerPool, endpoint: string, spec: Cam
     ? new StreamingModel(pool, spec.model.name, g, { version, input: input!.name, output: output?.name, deadlineMs })
     : new WindowModel(pool, spec.model.name, g, { version, input: input!.name, output: output?.name, deadlineMs, fixedBatch: input!.shape[0] > 0 });
   return refusalsArePermanent(model, spec, d, input!.name);
+}
+
+/**
+ * A factorized campaign's pair as the servers declare it: each detector's
+ * encoder stream and the slides ensemble (requests sized by the head's
+ * max_batch_size); or, `wholeModel`, the pair's declared whole model (for
+ * comparisons and mixed campaigns).
+ */
+async function resolveFactorized(pool: ServerPool, endpoint: string, spec: CampaignSpec, deadlineMs: number | undefined, wholeModel: boolean): Promise<DetectionModel | FactorizedModel> {
+  const d = await describeWithRetries(endpoint, spec);
+  const problems = slidesProblems(spec, d);
+  if (problems.length) throw new PermanentJobError(`campaign ${spec.name}: ${problems.join("; ")}`);
+  const pair = d.factorized!;
+  if (wholeModel) {
+    if (!pair.whole)
+      throw new PermanentJobError(`campaign ${spec.name}: the worker runs the whole model (--whole-model), but model ${d.name} on ${endpoint} declares none (no factorized_whole_model parameter)`);
+    return resolveModel(pool, endpoint, { ...spec, model: { ...spec.model, name: pair.whole, version: "latest", factorized: false, input: undefined, output: undefined } }, deadlineMs);
+  }
+  const { problems: encoderIssues, encoders } = await encoderProblems(spec, pair, endpoint);
+  if (encoderIssues.length) throw new PermanentJobError(`campaign ${spec.name}: the factorized pair does not fit the campaign: ${encoderIssues.join("; ")}`);
+  const g = campaignGeometry(spec);
+  const streams = encoders.map((e, i) => {
+    const { input, output } = pickTensors(encoderSpec(spec, spec.ifos[i], e.name), e);
+    return new StreamingModel(pool, e.name, g, { input: input!.name, output: output?.name, deadlineMs, width: pair.embeddingDim });
+  });
+  // The ensemble hands the head all S·W pairs as one batch: the head's max_batch_size bounds them.
+  const steps = d.stepMaxBatch ?? {};
+  const head = pair.head !== undefined && steps[pair.head] !== undefined ? steps[pair.head] : Object.values(steps).at(-1);
+  if (!head || head < 1)
+    throw new PermanentJobError(`campaign ${spec.name}: model ${d.name} on ${endpoint}: its head (${pair.head ?? "the ensemble's last step"}) has no max_batch_size, so a slides request cannot be sized`);
+  return new FactorizedModel(pool, d.name, streams, pair.embeddingDim, head, { version: versionOf(spec) || undefined, deadlineMs });
 }
 
 /** The server refused a request's tensors: INVALID_ARGUMENT, or the same refusal in-band on a stream (Triton's and our wording). */

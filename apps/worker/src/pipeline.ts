@@ -6,6 +6,7 @@ import { JOB_ID_PATTERN, livetimeOptionsOf, psdFftLength, shiftIndices, shiftOut
 import { BadSegmentError, DetectorStream, injectInto, openWhitenedStrain, segmentEdge, type InjectionSet, type WhitenedStrain } from "@timeslide/strain";
 import { integrate, cluster, gridGroup, windowSamples, writeEvents, type GridRow } from "@timeslide/stats";
 import type { Channel, DetectionModel } from "./inference.js";
+import { DEFAULT_EMBEDDING_MEMORY, isFactorized, least, most, runFactorized, type FactorizedModel } from "./factorized.js";
 
 /** What a job needs of its campaign (read once per campaign from Redis). */
 export interface JobContext {
@@ -32,7 +33,10 @@ export class PermanentJobError extends Error {
 }
 
 export interface RunOptions {
-  model: DetectionModel;
+  /** the whole model, or a factorized pair (each detector encoded once, the head per shift) */
+  model: DetectionModel | FactorizedModel;
+  /** factorized: bytes of embeddings kept in memory; past it they go to a scratch file under the output (default DEFAULT_EMBEDDING_MEMORY) */
+  embeddingMemoryBytes?: number;
   log?: Logger;
   /** shifts streamed at once (several sequences in flight) */
   concurrency?: number;
@@ -113,10 +117,15 @@ function sliceChannel(pc: Piece, off: number, N: number): Channel {
  * sample n is at a + ((t − a + n/fs) mod (b − a)).
  */
 function wrappedChannel(pc: Piece, ring: readonly [number, number], t: number, N: number, fs: number): Channel {
-  const L = Math.round((ring[1] - ring[0]) * fs);
+  return ringChannel(pc, ring, Math.round((t - ring[0]) * fs), N, fs);
+}
+
+/** Samples of the ring's unrolled sequence from sample `from` (any integer: taken modulo the ring's length) on. */
+function ringChannel(pc: Piece, ring: readonly [number, number], from: number, N: number, fs: number): Channel {
+  const L = ringLength(ring, fs);
   const base = Math.round((ring[0] - pc.start) * fs);
   if (base < 0 || base + L > pc.data.length) throw new Error(`internal: circular slide needs the whole ring [${ring[0]}, ${ring[1]})`);
-  const k0 = ((Math.round((t - ring[0]) * fs) % L) + L) % L;
+  const k0 = ((from % L) + L) % L;
   return {
     length: N,
     // The wrapped part lies before k0: it is there once the ring's end is.
@@ -132,6 +141,9 @@ function wrappedChannel(pc: Piece, ring: readonly [number, number], t: number, N
     },
   };
 }
+
+/** The ring's length in whole samples: the period of a wrapped detector. */
+const ringLength = (ring: readonly [number, number], fs: number) => Math.round((ring[1] - ring[0]) * fs);
 
 /**
  * Runs one job: reads and whitens each detector once, streams every shift
@@ -243,55 +255,114 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   reading.catch(() => {}); // awaited below; its failure also reaches the waiting shifts
   o.log?.debug({ shifts: shifts.length, strain_s: strainSeconds }, "streaming shifts while reading");
 
-  // Stream every shift; several sequences in flight.
+  // Stream every shift (or, factorized, each detector once and the head per shift); several sequences in flight.
   const sequences = Math.max(1, o.concurrency ?? 4);
-  const limit = pLimit(sequences);
   let done = 0;
   let inferences = 0;
+  let postS = 0;
   const tInfer = performance.now();
-  // A job with fewer shifts than sequences (zero lag has one) streams each
-  // shift in consecutive parts, one sequence each, so the servers see as
-  // many streams as usual; a part starts with zeroed state early enough that
-  // its outputs see only real samples (exactly the outputs of one stream).
-  const partsPerShift = shifts.length < sequences ? Math.ceil(sequences / shifts.length) : 1;
-  const streaming = Promise.all(
-    shifts.map(async (s) => {
-      o.signal?.throwIfAborted();
-      const nOut = Math.round((s.out[1] - s.out[0]) * isr);
-      if (nOut <= 0) return { s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0, nOut: 0, vetoedRanges: [] as Array<[number, number]> };
-      const J = warm - 1 + nOut; // outputs from the stream start to the last kept one
-      const N = J * stride;
-      const channels = pieces.map((pc, i) =>
-        circular ? wrappedChannel(pc, ring, T0 + s.v[i], N, fs) : sliceChannel(pc, Math.round((T0 + s.v[i] - pc.start) * fs), N),
-      );
-      const first = Math.max(m - 1, warm - w); // earliest output the integration uses: only whole windows
-      const y = new Float32Array(J - first);
-      const parts = splitOutputs(J - first, partsPerShift, o.model.batch);
-      await Promise.all(
-        parts.map(([a, n]) =>
-          limit(async () => {
-            o.signal?.throwIfAborted();
-            y.set(await o.model.run(channels, first + a, n, o.signal), a);
-            inferences += n;
-          }),
-        ),
-      );
-      const z = integrate(y, w);
-      const keep = z.subarray(z.length - nOut); // samples at outStart .. outEnd
-      // Vetoed background samples are not produced (NaN: never an event) and not counted.
-      let vetoed = 0;
-      const vetoedRanges = p.kind === "background" && vetoes.length ? vetoedSamples(s.out[0], nOut, s.v, vetoes, vetoGeometry) : [];
-      for (const [a, b] of vetoedRanges) {
-        keep.fill(Number.NaN, a, b);
-        vetoed += b - a;
+  const first = Math.max(m - 1, warm - w); // earliest output the integration uses: only whole windows
+  /** Integration, vetoes and clustering of one shift's statistic (outputs [first, J)). */
+  const postprocess = (s: (typeof shifts)[number], y: Float32Array): ShiftResult => {
+    const t = performance.now();
+    const nOut = Math.round((s.out[1] - s.out[0]) * isr);
+    const z = integrate(y, w);
+    const keep = z.subarray(z.length - nOut); // samples at outStart .. outEnd
+    // Vetoed background samples are not produced (NaN: never an event) and not counted.
+    let vetoed = 0;
+    const vetoedRanges = p.kind === "background" && vetoes.length ? vetoedSamples(s.out[0], nOut, s.v, vetoes, vetoGeometry) : [];
+    for (const [a, b] of vetoedRanges) {
+      keep.fill(Number.NaN, a, b);
+      vetoed += b - a;
+    }
+    const c = cluster(keep, windowSamples(spec.postprocess.cluster_window, isr));
+    const times = Float64Array.from(c.index, (q) => outStart + q / isr - eventTimeOffset);
+    done++;
+    o.onProgress?.({ shiftsDone: done, shifts: shifts.length, inferences });
+    postS += (performance.now() - t) / 1000;
+    return { s, times, stats: c.detection_statistic, livetime: (nOut - vetoed) / isr, nOut, vetoedRanges };
+  };
+  const nothing = (s: (typeof shifts)[number]): ShiftResult => ({ s, times: new Float64Array(0), stats: new Float64Array(0), livetime: 0, nOut: 0, vetoedRanges: [] });
+  /** outputs from the stream start to the last kept one */
+  const outputsOf = (s: (typeof shifts)[number]) => warm - 1 + Math.round((s.out[1] - s.out[0]) * isr);
+  let factorizedTimings: Record<string, number> = {};
+  let streaming: Promise<ShiftResult[]>;
+  if (isFactorized(o.model)) {
+    const fm = o.model;
+    const results = shifts.map(nothing);
+    const liveIndex = shifts.flatMap((s, k) => (s.out[1] > s.out[0] ? [k] : []));
+    // Each detector as one sample sequence: the piece (non-circular), or the
+    // ring unrolled (circular: windows across the junction join its end and
+    // start, as wrappedChannel does), with every shift's stream start in it.
+    const L = ringLength(ring, fs);
+    const detectors = pieces.map((pc, i) => {
+      const start = (s: (typeof shifts)[number]) => (circular ? Math.round((T0 + s.v[i] - ring[0]) * fs) : Math.round((T0 + s.v[i] - pc.start) * fs));
+      let starts = liveIndex.map((k) => start(shifts[k]));
+      if (circular) {
+        // Unrolled positions P apart are the same windows (P a multiple of the
+        // ring and of the stride): fold them when that encodes less.
+        const P = lcm(L, stride);
+        const folded = starts.map((a) => ((a % P) + P) % P);
+        const span = (xs: number[]) => most(xs) - least(xs);
+        if (span(folded) < span(starts)) starts = folded;
       }
-      const c = cluster(keep, windowSamples(spec.postprocess.cluster_window, isr));
-      const times = Float64Array.from(c.index, (q) => outStart + q / isr - eventTimeOffset);
-      done++;
-      o.onProgress?.({ shiftsDone: done, shifts: shifts.length, inferences });
-      return { s, times, stats: c.detection_statistic, livetime: (nOut - vetoed) / isr, nOut, vetoedRanges };
-    }),
-  );
+      return {
+        starts,
+        channel: (from: number, n: number) => (circular ? ringChannel(pc, ring, from, n, fs) : sliceChannel(pc, from, n)),
+      };
+    });
+    streaming = liveIndex.length
+      ? runFactorized({
+          model: fm,
+          detectors,
+          shifts: liveIndex.map((k) => ({ outputs: outputsOf(shifts[k]) })),
+          first,
+          concurrency: sequences,
+          memoryBytes: o.embeddingMemoryBytes ?? DEFAULT_EMBEDDING_MEMORY,
+          spillPath: resolve(ctx.output, "scratch", `${id}.${process.pid}.embeddings`),
+          signal: o.signal,
+          onShift: (j, y) => {
+            const k = liveIndex[j];
+            inferences += y.length;
+            results[k] = postprocess(shifts[k], y);
+          },
+        }).then((r) => {
+          factorizedTimings = { encode_s: r.encodeS, head_s: r.headS, embeddings: r.embeddings, spilled: r.spilled ? 1 : 0, wire_bytes: r.wireBytes };
+          return results;
+        })
+      : Promise.resolve(results);
+  } else {
+    const model = o.model;
+    const limit = pLimit(sequences);
+    // A job with fewer shifts than sequences (zero lag has one) streams each
+    // shift in consecutive parts, one sequence each, so the servers see as
+    // many streams as usual; a part starts with zeroed state early enough that
+    // its outputs see only real samples (exactly the outputs of one stream).
+    const partsPerShift = shifts.length < sequences ? Math.ceil(sequences / shifts.length) : 1;
+    streaming = Promise.all(
+      shifts.map(async (s) => {
+        o.signal?.throwIfAborted();
+        if (s.out[1] <= s.out[0]) return nothing(s);
+        const J = outputsOf(s);
+        const N = J * stride;
+        const channels = pieces.map((pc, i) =>
+          circular ? wrappedChannel(pc, ring, T0 + s.v[i], N, fs) : sliceChannel(pc, Math.round((T0 + s.v[i] - pc.start) * fs), N),
+        );
+        const y = new Float32Array(J - first);
+        const parts = splitOutputs(J - first, partsPerShift, model.batch);
+        await Promise.all(
+          parts.map(([a, n]) =>
+            limit(async () => {
+              o.signal?.throwIfAborted();
+              y.set(await model.run(channels, first + a, n, o.signal), a);
+              inferences += n;
+            }),
+          ),
+        );
+        return postprocess(s, y);
+      }),
+    );
+  }
   streaming.catch((e) => stopReading.abort(e)); // a failed shift fails the job: stop reading
   // Once every shift is through, what is left of the pieces (filter padding) is read unpaced.
   void streaming.finally(() => ((paced = false), streamed())).catch(() => {});
@@ -324,6 +395,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
   let injectionIndex: Int32Array | undefined;
   if (p.kind === "injection") injectionIndex = matchInjections(time, ctx.injections, injected, spec.injections?.window ?? 1);
 
+  const tWrite = performance.now();
   try {
     await writeEvents(path, {
       time,
@@ -346,6 +418,7 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     throw writeError(id, path, e);
   }
 
+  const writeS = (performance.now() - tWrite) / 1000;
   let loudest: number | null = null;
   for (const x of stat) if (loudest === null || x > loudest) loudest = x;
   const total = (performance.now() - t0) / 1000;
@@ -358,10 +431,23 @@ export async function runJob(id: string, p: JobPayload, ctx: JobContext, o: RunO
     path,
     shifts: shifts.length,
     strain_s: strainSeconds,
-    timings: { read_whiten_s: readS, infer_s: inferS, total_s: total, inferences },
+    timings: { read_whiten_s: readS, infer_s: inferS, postprocess_s: postS, write_s: writeS, total_s: total, inferences, ...factorizedTimings },
     finished_at: Date.now(),
   };
 }
+
+/** One shift's events and what it produced. */
+interface ShiftResult {
+  s: { k: number; v: number[]; out: [number, number] };
+  times: Float64Array;
+  stats: Float64Array;
+  livetime: number;
+  nOut: number;
+  vetoedRanges: Array<[number, number]>;
+}
+
+const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
 
 /** Requests' worth of outputs below which a shift is not split into parts: each part re-sends up to one request of history. */
 const MIN_PART_REQUESTS = 8;

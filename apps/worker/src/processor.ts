@@ -11,6 +11,7 @@ import { ContextCache } from "./context.js";
 import { resolveModel, sequencesPerJob } from "./model.js";
 import { PermanentJobError, runJob } from "./pipeline.js";
 import { StreamingModel, type DetectionModel } from "./inference.js";
+import { FactorizedModel } from "./factorized.js";
 import { readWorkerEnv } from "./env.js";
 
 const env = readWorkerEnv();
@@ -23,7 +24,7 @@ const redis = createRedis(env.redisUrl, { maxRetriesPerRequest: null, lazyConnec
 redis.on("error", (e) => log.warn({ err: e.message }, "redis error"));
 const contexts = new ContextCache(redis, env.prefix);
 const pools = new Map<string, { pool: ServerPool; started: Promise<void>; endpoint: () => string }>();
-const models = new Map<string, Promise<DetectionModel>>();
+const models = new Map<string, Promise<DetectionModel | FactorizedModel>>();
 
 function poolFor(campaign: string, servers: string[] | "registry") {
   const key = env.servers ?? (servers === "registry" ? "registry" : servers.join(","));
@@ -56,6 +57,11 @@ function poolFor(campaign: string, servers: string[] | "registry") {
   return p;
 }
 
+function encoderName(m: FactorizedModel): string {
+  const e = m.encoders[0];
+  return e instanceof StreamingModel ? e.name : "";
+}
+
 function isPermanent(e: unknown): boolean {
   const name = (e as Error)?.name;
   return e instanceof PermanentJobError || name === "BadSegmentError" || name === "StrainFileError" || name === "ZodError" || name === "InvalidPayloadError";
@@ -83,14 +89,22 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
     await started;
     let model = models.get(payload.campaign);
     if (!model) {
-      model = resolveModel(pool, endpoint(), ctx.spec, env.deadlineMs);
+      model = resolveModel(pool, endpoint(), ctx.spec, env.deadlineMs, { wholeModel: env.wholeModel });
       model.catch(() => models.delete(payload.campaign));
       models.set(payload.campaign, model);
     }
     jlog.info({ kind: payload.kind, span: payload.span, shifts: payload.shifts }, "job started");
     const detection = await model;
     // Streaming: as many sequences as this job's share of the servers' sequence slots.
-    const slots = detection instanceof StreamingModel && !env.sequences ? await pool.sequenceSlots(ctx.spec.model.name, ctx.spec.model.version === "latest" ? undefined : String(ctx.spec.model.version)) : Infinity;
+    // (factorized: the encoder streams' slots; the first detector's stands for all)
+    const slots =
+      env.sequences
+        ? Infinity
+        : detection instanceof StreamingModel
+          ? await pool.sequenceSlots(ctx.spec.model.name, ctx.spec.model.version === "latest" ? undefined : String(ctx.spec.model.version))
+          : detection instanceof FactorizedModel
+            ? await pool.sequenceSlots(encoderName(detection))
+            : Infinity;
     const sequences = sequencesPerJob(slots, env.jobs, env.sequences);
     jlog.debug({ sequences, slots: Number.isFinite(slots) ? slots : undefined, told: env.sequences }, "sequences per job");
     let lastReport = 0;
@@ -98,6 +112,7 @@ export default async function processJob(job: SandboxedJob, token?: string, sign
       model: detection,
       log: jlog,
       concurrency: sequences,
+      embeddingMemoryBytes: env.embeddingMemoryBytes,
       signal,
       onProgress: (p) => {
         const now = Date.now();

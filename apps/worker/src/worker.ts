@@ -17,6 +17,7 @@ import {
   type JobSummary,
 } from "@timeslide/campaign";
 import { WorkerMetrics } from "./metrics.js";
+import { readWorkerEnv } from "./env.js";
 
 export interface WorkerOptions {
   redis: Redis;
@@ -36,6 +37,10 @@ export interface WorkerOptions {
   shutdownGraceMs?: number;
   /** client deadline of one inference request (ms); default 60 s */
   requestDeadlineMs?: number;
+  /** factorized campaigns: run the pair's declared whole model instead (comparisons, mixed campaigns) */
+  wholeModel?: boolean;
+  /** factorized campaigns: bytes of a job's embeddings kept in memory before they spill to a scratch file under the output */
+  embeddingMemoryBytes?: number;
   /** BullMQ lock duration (ms) */
   lockDuration?: number;
   log: Logger;
@@ -83,6 +88,10 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   else delete process.env.TIMESLIDE_SEQUENCES;
   process.env.TIMESLIDE_JOBS = String(o.concurrency ?? 1);
   if (o.requestDeadlineMs) process.env.TIMESLIDE_DEADLINE_MS = String(o.requestDeadlineMs);
+  if (o.wholeModel) process.env.TIMESLIDE_WHOLE_MODEL = "1";
+  else delete process.env.TIMESLIDE_WHOLE_MODEL;
+  if (o.embeddingMemoryBytes) process.env.TIMESLIDE_EMBEDDING_MEMORY = String(o.embeddingMemoryBytes);
+  else delete process.env.TIMESLIDE_EMBEDDING_MEMORY;
 
   const metrics = new WorkerMetrics();
   const metricsPort = o.metricsPort !== undefined ? await metrics.listen(o.metricsPort) : undefined;
@@ -132,6 +141,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     const w = new Worker<JobPayload, JobSummary>(queueName(campaign), PROCESSOR, {
       connection,
       prefix: o.prefix,
+      // Names the BullMQ connection (CLIENT SETNAME allows no spaces) and each
+      // job's processedBy: how `timeslide dashboard` lists workers and their jobs.
+      name: readWorkerEnv().workerName.replace(/[^!-~]/g, "_"),
       concurrency: o.concurrency ?? 1,
       useWorkerThreads: true,
       lockDuration: o.lockDuration ?? 60_000,

@@ -11,6 +11,8 @@ export {
   campaignEdge,
   planJobs,
   DEFAULT_JOB_LIVETIME,
+  DEFAULT_FACTORIZED_JOB_LIVETIME,
+  factorizedShiftProblems,
   MAX_BACKGROUND_JOBS,
   type Plan,
   type Exclusions,

@@ -143,6 +143,14 @@ export function shiftOutputSpan(
 /** Background livetime a job carries when `background.job_livetime` is not set. */
 export const DEFAULT_JOB_LIVETIME = 2 * 86_400;
 /**
+ * The same for a factorized campaign (`model.factorized`): 32× more. A
+ * factorized job's cost is one encoding of its span per detector plus a cheap
+ * head per shift, so packing more shifts spreads the encoding over them: at
+ * 64 d a 4096-s job carries ~1400 shifts, so its encodings are a small part
+ * of its cost even where the head is 100× cheaper than the whole model.
+ */
+export const DEFAULT_FACTORIZED_JOB_LIVETIME = 64 * 86_400;
+/**
  * Without an explicit `job_livetime`, jobs grow so a campaign has about this
  * many background jobs at most: 1000 y over 30 days stays at 2 d per job
  * (~1.9·10^5 jobs, ~160 MiB of Redis while queued), 10^4 y packs ~18 d per
@@ -155,9 +163,10 @@ export const MAX_BACKGROUND_JOBS = 200_000;
 function jobBudget(spec: CampaignSpec, segments: readonly Segment[], shiftTable: readonly number[][], o: LivetimeOptions): number {
   const isr = spec.inference.inference_sampling_rate;
   if (spec.background.job_livetime !== undefined) return Math.max(1, Math.floor(spec.background.job_livetime * isr));
+  const perJob = spec.model.factorized ? DEFAULT_FACTORIZED_JOB_LIVETIME : DEFAULT_JOB_LIVETIME;
   let total = 0; // background samples before vetoes
   for (const seg of segments) for (let k = 1; k < shiftTable.length; k++) total += livetimeSamples(seg.duration, shiftTable[k], o);
-  return Math.max(Math.floor(DEFAULT_JOB_LIVETIME * isr), Math.ceil(total / MAX_BACKGROUND_JOBS));
+  return Math.max(Math.floor(perJob * isr), Math.ceil(total / MAX_BACKGROUND_JOBS));
 }
 
 /**
@@ -279,6 +288,8 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
       `${c.file}: inference.psd_length: expected at least kernel_length + fduration/2 + the resampler's half-support ` +
         `(${spec.inference.kernel_length} + ${edge} = ${spec.inference.kernel_length + edge} s) so the burn-in holds the kernel and filter edges, got ${spec.inference.psd_length} s`,
     ]);
+  const factorizedProblems = factorizedShiftProblems(spec);
+  if (factorizedProblems.length) throw new CampaignError(c.file, factorizedProblems.map((m) => `${c.file}: ${m}`));
   const { segments, skipped } = analysableSegments(c, inputs.inventory);
   const durations = segments.map((s) => s.duration);
 
@@ -355,6 +366,24 @@ export function planCampaign(c: LoadedCampaign, inputs: PlanInputs): Plan {
       warnings.push(`injections.file: ${injTimes.length - injInside} of ${injTimes.length} injections fall outside analysed time and will not be injected`);
   }
   return plan;
+}
+
+/**
+ * A factorized campaign re-pairs embeddings computed once per detector, one
+ * per 1/inference_sampling_rate s: a shift that is not a whole number of
+ * embeddings would need its own encoding. Problems name the field and value.
+ */
+export function factorizedShiftProblems(spec: CampaignSpec): string[] {
+  if (!spec.model.factorized) return [];
+  const isr = spec.inference.inference_sampling_rate;
+  const whole = (d: number) => Math.abs(d * isr - Math.round(d * isr)) <= 1e-9 * Math.max(1, Math.abs(d * isr));
+  const why = `model.factorized: true needs every shift to be a whole multiple of 1/inference.inference_sampling_rate (1/${isr} = ${1 / isr} s)`;
+  const b = spec.background;
+  if (Array.isArray(b.shifts)) {
+    const bad = b.shifts.flatMap((v, k) => v.filter((d) => !whole(d)).map((d) => `shifts[${k}] has ${d}`));
+    return bad.length ? [`background.shifts: ${why}: ${bad.slice(0, 5).join(", ")}${bad.length > 5 ? `, and ${bad.length - 5} more` : ""}`] : [];
+  }
+  return whole(b.step) ? [] : [`background.step: ${why}; got ${b.step} s`];
 }
 
 function countInRange(sorted: Float64Array, a: number, b: number): number {

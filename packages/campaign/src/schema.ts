@@ -66,8 +66,13 @@ const CampaignFields = z.strictObject({
         error: (i) => expected('a list of "host:port" or "registry"', i.input),
       })
       .default(["localhost:8001"]),
+    /**
+     * a factorized pair (DESIGN.md "Factorized models"): `name` is its slides
+     * ensemble; workers encode each detector once per job and run the head per shift
+     */
+    factorized: z.boolean({ error: (i) => expected("true or false", i.input) }).default(false),
     })
-    .default({ name: "detector-stream", version: "latest", servers: ["localhost:8001"] }),
+    .default({ name: "detector-stream", version: "latest", servers: ["localhost:8001"], factorized: false }),
   inference: z
     .strictObject({
       kernel_length: positive("a kernel length in s > 0").default(1.5),

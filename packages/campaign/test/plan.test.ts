@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import h5wasm from "h5wasm/node";
 import { JULIAN_YEAR, Segment, SegmentList, livetimeSamples, shiftVector } from "@timeslide/segments";
-import { DEFAULT_JOB_LIVETIME, MAX_BACKGROUND_JOBS, parseCampaign, planCampaign, planJobs, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, livetimeOptionsOf, type DataInventory } from "@timeslide/campaign";
+import { DEFAULT_FACTORIZED_JOB_LIVETIME, DEFAULT_JOB_LIVETIME, MAX_BACKGROUND_JOBS, parseCampaign, planCampaign, planJobs, prepareCampaign, shiftIndices, shiftOutputSpan, livetimeOptions, livetimeOptionsOf, type DataInventory } from "@timeslide/campaign";
 import { resamplingHalfSupport } from "@timeslide/strain";
 import { FIXTURES, tempDir, writeCampaign } from "./helpers.js";
 
@@ -148,6 +148,16 @@ ${extra.top ?? ""}`;
     ["no analysable time", base({ seg: "{ min_duration: 500 }" }), /data gives no analysable time: good data H1 \d+ s, L1 \d+ s/],
     ["both livetime and shifts", base({ bg: "{ shifts: 3, livetime: 1d }" }), /background: give exactly one of livetime/],
     ["unreachable target", base({ bg: "{ livetime: 10y }" }), /background\.livetime: 10\.00 y cannot be reached with step 1 s/],
+    [
+      "factorized step not a whole number of embeddings",
+      base({ bg: "{ shifts: 3, step: 1.1 }", top: "model: { name: detector-slides, factorized: true }\n" }),
+      /campaign\.yaml: background\.step: model\.factorized: true needs every shift to be a whole multiple of 1\/inference\.inference_sampling_rate \(1\/4 = 0\.25 s\); got 1\.1 s/,
+    ],
+    [
+      "factorized explicit shifts not whole numbers of embeddings",
+      base({ bg: "{ shifts: [[0, 2], [0, 3.1], [0, 0.3]] }", top: "model: { name: detector-slides, factorized: true }\n" }),
+      /background\.shifts: model\.factorized: true needs every shift to be a whole multiple of 1\/inference\.inference_sampling_rate \(1\/4 = 0\.25 s\): shifts\[1\] has 3\.1, shifts\[2\] has 0\.3/,
+    ],
     ["rate that does not divide", base().replace("sample_rate: 512", "sample_rate: 300"), /data\.sample_rate: expected a rate that divides H1's 512 Hz/],
   ];
   for (const [label, yaml, message] of cases) {
@@ -364,6 +374,31 @@ background: { shifts: 8000, step: 2, max_job_duration: 86400, job_livetime: 3600
     expect(sum).toBe(totals.background);
     const perSegment = livetimeSamples(86_400, [0, 2], livetimeOptionsOf(c.spec, 0.5));
     expect(totals.background).toBe(perSegment * 30 * 8000);
+  });
+
+  it("a factorized campaign packs 32× more livetime per job by default (one encoding per detector, a cheap head per shift); whole multiples of 1/isr plan", () => {
+    const yaml = (factorized: boolean) => `name: packed
+ifos: [H1, L1]
+data: { files: ["x"], sample_rate: 4 }
+model: { name: detector-${factorized ? "slides" : "stream"}, factorized: ${factorized} }
+inference: { kernel_length: 1.5, inference_sampling_rate: 4, psd_length: 64, fduration: 1, highpass: 1 }
+background: { shifts: 2000, step: 2.25, max_job_duration: 4096 }
+`;
+    const segments = [new Segment(1e9, 1e9 + 40_000)];
+    const shiftTable = Array.from({ length: 2001 }, (_, k) => shiftVector(k, 2.25, 2));
+    const count = (factorized: boolean) => {
+      const c = parseCampaign(yaml(factorized), "packed.yaml");
+      const { jobs, totals } = planJobs(c.spec, { edge: 0.5 }, segments, shiftTable);
+      const bg = jobs.filter((j) => j.payload.kind === "background");
+      return { bg, totals, most: Math.max(...bg.map((j) => j.payload.livetime)) };
+    };
+    const whole = count(false);
+    const fact = count(true);
+    expect(fact.totals.background).toBe(whole.totals.background);
+    expect(whole.most).toBeLessThanOrEqual(DEFAULT_JOB_LIVETIME);
+    expect(fact.most).toBeLessThanOrEqual(DEFAULT_FACTORIZED_JOB_LIVETIME);
+    expect(fact.most).toBeGreaterThan(DEFAULT_JOB_LIVETIME * 16);
+    expect(fact.bg.length * 16).toBeLessThan(whole.bg.length);
   });
 
   it("ten thousand years without job_livetime: jobs grow instead of their number (about MAX_BACKGROUND_JOBS)", () => {

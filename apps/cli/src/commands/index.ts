@@ -17,3 +17,5 @@ registrations.push(registerServe);
 import { registerModelRepo } from "./model-repo.js";
 import { registerRegister } from "./register.js";
 registrations.push(registerModelRepo, registerRegister);
+import { registerDashboard } from "./dashboard.js";
+registrations.push(registerDashboard);

@@ -17,9 +17,11 @@ export function registerWorker(program: Command): void {
     .option("--grace <s>", "seconds a shutdown waits for running jobs before handing them back", "30")
     .option("--deadline <s>", "seconds one inference request may take before it is failed over to another server (or retried)", "60")
     .option("--lock <s>", "job lock duration (s): a job whose worker died is handed to another after about this long", "60")
+    .option("--whole-model", "factorized campaigns: run the pair's declared whole model (factorized_whole_model) instead of encoder + head (comparisons; also TIMESLIDE_WHOLE_MODEL=1)")
+    .option("--embedding-memory <MiB>", "factorized campaigns: MiB of a job's embeddings kept in memory; past it they spill to <output>/scratch (default 256)")
     .option("--redis <url>", "Redis URL (default: REDIS_URL, else redis://localhost:6379)")
     .addHelpText("after", "\nExamples:\n  timeslide worker o3a-chunk1 --concurrency 2 --servers gpu1:8001,gpu2:8001\n  REDIS_URL=redis://queue:6379 timeslide worker --servers registry --metrics-port 9100")
-    .action((campaigns: string[], opts: { concurrency: string; sequences?: string; servers?: string; metricsPort?: string; grace: string; deadline: string; lock: string; redis?: string }) =>
+    .action((campaigns: string[], opts: { concurrency: string; sequences?: string; servers?: string; metricsPort?: string; grace: string; deadline: string; lock: string; redis?: string; wholeModel?: boolean; embeddingMemory?: string }) =>
       run(async () => {
         const lock = Number(opts.lock);
         if (!(lock >= 1)) throw new Error(`worker: --lock: expected a number of seconds >= 1, got "${opts.lock}"`);
@@ -36,6 +38,8 @@ export function registerWorker(program: Command): void {
         if (!(grace >= 0)) throw new Error(`worker: --grace: expected a number of seconds >= 0, got "${opts.grace}"`);
         if (opts.metricsPort !== undefined && !(Number.isInteger(Number(opts.metricsPort)) && Number(opts.metricsPort) >= 0))
           throw new Error(`worker: --metrics-port: expected a port number, got "${opts.metricsPort}"`);
+        const embeddingMemory = opts.embeddingMemory !== undefined ? Number(opts.embeddingMemory) : undefined;
+        if (embeddingMemory !== undefined && !(embeddingMemory > 0)) throw new Error(`worker: --embedding-memory: expected a number of MiB > 0, got "${opts.embeddingMemory}"`);
         const log = pino({ base: { process: "worker" }, redact: LOG_REDACT });
         const grpcTls = grpcTlsFromEnv(); // an unreadable TIMESLIDE_GRPC_CA stops the worker here, not every job
         const url = opts.redis ?? resolveRedisUrl();
@@ -52,6 +56,8 @@ export function registerWorker(program: Command): void {
           shutdownGraceMs: grace * 1000,
           lockDuration: lock * 1000,
           requestDeadlineMs: deadline * 1000,
+          wholeModel: opts.wholeModel || process.env.TIMESLIDE_WHOLE_MODEL === "1",
+          embeddingMemoryBytes: embeddingMemory !== undefined ? Math.round(embeddingMemory * 1024 * 1024) : undefined,
           log,
         });
         log.info({ redis: redactRedisUrl(url), grpcTls: Boolean(grpcTls), metricsPort: w.metricsPort }, "worker started");
