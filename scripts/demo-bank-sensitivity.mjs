@@ -184,7 +184,12 @@ for (let j = 0; j < inj.times.length; j++) {
   if (s > thr.day) table[bi].foundDay++;
 }
 // the workers' injection events (the demo's campaign, whole model) against the same thresholds
-const workerTable = bins.map(() => ({ inj: 0, found: 0 }));
+const workerTable = bins.map(() => ({ inj: 0, found: 0, foundOwn: 0 }));
+// and against the threshold of the campaign's own background (report.json's FAR curve), when there is one
+const reportFile = join(dir, "results", "report.json");
+const own = existsSync(reportFile)
+  ? JSON.parse(readFileSync(reportFile, "utf8")).far_curve.filter((x) => x.far_per_year <= 12).reduce((m, x) => Math.min(m, x.detection_statistic), Infinity)
+  : undefined;
 const resultFile = join(dir, "results", "injections.h5");
 let workers = false;
 if (existsSync(resultFile)) {
@@ -201,14 +206,19 @@ if (existsSync(resultFile)) {
     if (bi < 0) continue;
     workerTable[bi].inj++;
     if ((best.get(Number(j)) ?? 0) > thr.month) workerTable[bi].found++;
+    if (own !== undefined && (best.get(Number(j)) ?? 0) >= own) workerTable[bi].foundOwn++;
   }
   f.close();
   workers = true;
 }
 const tEnd = Date.now();
-console.log("network SNR   found/injected at FAR ≤ 1/month   (≤ 1/day)" + (workers ? "   workers' events at FAR ≤ 1/month" : ""));
+if (own !== undefined) console.log(`the campaign's own background (report.json): statistic ${own.toFixed(3)} at FAR ≤ 12 /y`);
+console.log("network SNR   found/injected at FAR ≤ 1/month   (≤ 1/day)" + (workers ? "   workers' events at FAR ≤ 1/month (this threshold; the campaign's)" : ""));
 for (const [i, [lo, hi]] of bins.entries())
-  console.log(`  ${lo}–${hi}`.padEnd(14) + `${table[i].found}/${table[i].inj}`.padEnd(34) + `${table[i].foundDay}/${table[i].inj}`.padEnd(10) + (workers ? `${workerTable[i].found}/${workerTable[i].inj}` : ""));
+  console.log(
+    `  ${lo}–${hi}`.padEnd(14) + `${table[i].found}/${table[i].inj}`.padEnd(34) + `${table[i].foundDay}/${table[i].inj}`.padEnd(10) +
+      (workers ? `${workerTable[i].found}/${workerTable[i].inj}`.padEnd(10) + (own !== undefined ? `${workerTable[i].foundOwn}/${workerTable[i].inj}` : "") : ""),
+  );
 const hi = table.slice(3).reduce((a, t) => ({ f: a.f + t.found, n: a.n + t.inj }), { f: 0, n: 0 });
 console.log(`SNR ≥ 12: ${hi.f}/${hi.n} found at FAR ≤ 1/month` + (workers ? `; workers' events: ${workerTable.slice(3).reduce((a, t) => a + t.found, 0)}/${workerTable.slice(3).reduce((a, t) => a + t.inj, 0)}` : ""));
 console.log(`timings: encode ${(tEnc - t0) / 1000} s, background head ${(tBg - tEnc) / 1000} s, injections ${(tEnd - tBg) / 1000} s`);

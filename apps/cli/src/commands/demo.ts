@@ -29,8 +29,8 @@ const CAMPAIGN = "demo";
 // The demo's analysis (factorized: the campaign names the pair
 // detector-slides with model.factorized; a job encodes each detector once
 // and runs the head for its shifts, so a year of circular slides from 2 h
-// of data fits the demo's time; job_livetime 60 d keeps the number of jobs,
-// each of which encodes its span again, small): a physical chirp bank (model-repo bank.ts) at the
+// of data fits the demo's time; the planner packs 64 d per factorized job,
+// so few jobs encode their spans again): a physical chirp bank (model-repo bank.ts) at the
 // data's rate, 256 Hz: synth's chirps (M_c 10–30 from 30 Hz) end below
 // 191 Hz and their SNR is counted up to the data's Nyquist, 128 Hz, so the
 // analysis keeps all of it. Windows of 1.75 s = a 0.625 s template + one
@@ -207,7 +207,7 @@ inference:
   fduration: ${DEMO.fduration}
   fftlength: ${DEMO.fftlength}
   highpass: ${DEMO.highpass}
-background: { livetime: ${Math.round(o.background)}, step: 2, max_job_duration: 1800, job_livetime: 60d, circular: true }
+background: { livetime: ${Math.round(o.background)}, step: 2, max_job_duration: 1800, circular: true }
 injections: { file: ${data.injectionFile ? "data/" + data.injectionFile.split("/").pop() : "none"}, window: 2 }
 postprocess: { integration_window: 1, cluster_window: 8 }
 output: results
