@@ -229,6 +229,121 @@ export function ensembleProblems(config: ModelConfig, lookup: ConfigLookup): str
   return problems;
 }
 
+/** Keys of a slides ensemble's `parameters` that declare a factorized pair (factorized.ts re-exports them). */
+export const PAIR_PARAMETERS = {
+  /** the encoder's streaming ensemble, shared by all detectors */
+  encoder: "factorized_encoder",
+  /** prefix of per-detector encoders' streaming ensembles: factorized_encoder_H1, ... */
+  encoderPrefix: "factorized_encoder_",
+  /** D, floats per embedding */
+  embeddingDim: "factorized_embedding_dim",
+  /** n_ifo the head fuses */
+  detectors: "factorized_detectors",
+  /** the head model (informational: the ensemble's second step) */
+  head: "factorized_head",
+  /** the equivalent whole model's streaming ensemble, where there is one */
+  whole: "factorized_whole_model",
+} as const;
+
+/** A pair as its parameters declare it (no campaign needed): undefined when the config declares none. */
+export interface DeclaredPair {
+  embeddingDim: number;
+  detectors: number;
+  /** the shared encoder stream, if any */
+  encoder?: string;
+  /** per-detector encoder streams by detector name */
+  perDetector: Record<string, string>;
+  head?: string;
+  whole?: string;
+}
+
+export function declaredPair(config: ModelConfig): DeclaredPair | undefined {
+  const p = config.parameters ?? {};
+  if (!Object.keys(p).some((k) => k.startsWith("factorized_"))) return undefined;
+  const K = PAIR_PARAMETERS;
+  const get = (k: string) => p[k]?.string_value;
+  const perDetector: Record<string, string> = {};
+  for (const k of Object.keys(p)) if (k.startsWith(K.encoderPrefix) && k !== K.encoder) perDetector[k.slice(K.encoderPrefix.length)] = get(k) ?? "";
+  return { embeddingDim: Number(get(K.embeddingDim)), detectors: Number(get(K.detectors)), encoder: get(K.encoder), perDetector, head: get(K.head), whole: get(K.whole) };
+}
+
+/**
+ * A factorized pair's declaration against the models it names (DESIGN.md,
+ * "Factorized models"): D and the detector count are whole numbers, there
+ * is an encoder for every detector, each encoder stream takes one detector
+ * and gives [batch, D], the head takes [n_ifo, D] and gives one statistic,
+ * the whole model (when declared) takes n_ifo detectors with the encoders'
+ * update size. Each problem names the model, the tensor and the shapes.
+ */
+export function pairProblems(config: ModelConfig, lookup: ConfigLookup): string[] {
+  const pair = declaredPair(config);
+  if (!pair) return [];
+  const K = PAIR_PARAMETERS;
+  const at = `factorized pair '${config.name}'`;
+  const problems: string[] = [];
+  const D = pair.embeddingDim;
+  const n = pair.detectors;
+  if (!(Number.isInteger(D) && D >= 1)) problems.push(`${at}: parameter ${K.embeddingDim} "${config.parameters?.[K.embeddingDim]?.string_value ?? ""}" is not a whole number >= 1`);
+  if (!(Number.isInteger(n) && n >= 1)) problems.push(`${at}: parameter ${K.detectors} "${config.parameters?.[K.detectors]?.string_value ?? ""}" is not a whole number >= 1`);
+  const per = Object.entries(pair.perDetector);
+  if (!pair.encoder && !per.length) problems.push(`${at}: declares no encoder: set ${K.encoder} (one for all detectors) or ${K.encoderPrefix}<IFO> for each detector`);
+  else if (!pair.encoder && Number.isInteger(n) && per.length !== n)
+    problems.push(
+      `${at}: per-detector encoders for ${per.map(([i]) => i).join(", ")} (${per.length}) but the head fuses ${n} detectors: ` +
+        `a detector without ${K.encoderPrefix}<IFO> has no encoder (add one, or a shared ${K.encoder})`,
+    );
+  const mbsShape = (c: ModelConfig, dims: number[]) => (Number(c.max_batch_size ?? 0) > 0 ? [-1, ...dims] : dims);
+  const encoders: Array<[string, string]> = [...(pair.encoder ? [["all detectors", pair.encoder] as [string, string]] : []), ...per];
+  let update: { size: number; from: string } | undefined;
+  for (const [ifo, name] of encoders) {
+    const e = lookup(name);
+    const what = `${at}: encoder stream '${name}' (${ifo})`;
+    if (!e.config) {
+      problems.push(`${what}: ${e.error ?? "no such model in the repository"}`);
+      continue;
+    }
+    const inp = e.config.input?.[0];
+    const out = e.config.output?.[0];
+    const inDims = inp ? mbsShape(e.config, inp.dims.map(Number)) : [];
+    if (!inp || inDims.length !== 3 || inDims[1] !== 1)
+      problems.push(`${what}: input ${inp ? `'${inp.name}' ${fmt(inDims)}` : "missing"}; an encoder stream takes one detector's update [1, 1, stride·batch]`);
+    else if (update && inDims[2] !== update.size)
+      problems.push(`${what}: input '${inp.name}' ${fmt(inDims)} takes ${inDims[2]} samples per update, ${update.from} takes ${update.size}: the encoders must stream the same geometry`);
+    else update ??= { size: inDims[2], from: `encoder stream '${name}'` };
+    const outDims = out ? mbsShape(e.config, out.dims.map(Number)) : [];
+    if (!out || outDims.length !== 2) problems.push(`${what}: output ${out ? `'${out.name}' ${fmt(outDims)}` : "missing"}; expected embeddings [batch, ${D}]`);
+    else if (outDims[1] !== D && outDims[1] !== -1) problems.push(`${what}: output '${out.name}' ${fmt(outDims)} gives D = ${outDims[1]}; the pair declares ${K.embeddingDim} ${D} (encoder and head must agree)`);
+  }
+  if (pair.head) {
+    const h = lookup(pair.head);
+    if (!h.config) problems.push(`${at}: head '${pair.head}': ${h.error ?? "no such model in the repository"}`);
+    else {
+      const inp = h.config.input?.[0];
+      const dims = inp ? mbsShape(h.config, inp.dims.map(Number)) : [];
+      if (!inp || dims.length !== 3) problems.push(`${at}: head '${pair.head}' input ${inp ? `'${inp.name}' ${fmt(dims)}` : "missing"}; expected [batch, ${n}, ${D}]`);
+      else {
+        if (dims[1] !== n && dims[1] !== -1) problems.push(`${at}: head '${pair.head}' input '${inp.name}' ${fmt(dims)} fuses ${dims[1]} detectors; the pair declares ${K.detectors} ${n}`);
+        if (dims[2] !== D && dims[2] !== -1) problems.push(`${at}: head '${pair.head}' input '${inp.name}' ${fmt(dims)} takes D = ${dims[2]}; the encoders give ${K.embeddingDim} ${D}`);
+      }
+    }
+  }
+  if (pair.whole) {
+    const w = lookup(pair.whole);
+    if (!w.config) problems.push(`${at}: whole model '${pair.whole}': ${w.error ?? "no such model in the repository"}`);
+    else {
+      const inp = w.config.input?.[0];
+      const dims = inp ? mbsShape(w.config, inp.dims.map(Number)) : [];
+      if (!inp || dims.length !== 3) problems.push(`${at}: whole model '${pair.whole}' input ${inp ? `'${inp.name}' ${fmt(dims)}` : "missing"}; expected a streaming update [1, ${n}, stride·batch]`);
+      else {
+        if (dims[1] !== n) problems.push(`${at}: whole model '${pair.whole}' input '${inp.name}' ${fmt(dims)} takes ${dims[1]} detectors; the head fuses ${n}`);
+        if (update && dims[2] !== update.size)
+          problems.push(`${at}: whole model '${pair.whole}' input '${inp.name}' ${fmt(dims)} takes ${dims[2]} samples per update, ${update.from} ${update.size}: the pair and its whole model must stream the same geometry`);
+      }
+    }
+  }
+  return problems;
+}
+
 /** One model folder as the check and the server see it. */
 export interface ModelCheck {
   name: string;
@@ -281,7 +396,7 @@ export function checkModelEntry(entry: ModelEntry, lookup: ConfigLookup): ModelC
   const model = `model '${entry.name}'`;
   if (isEnsemble(config)) {
     r.served = selectVersions(config.version_policy, entry.versions.length ? entry.versions : [1]);
-    r.problems.push(...ensembleProblems(config, lookup));
+    r.problems.push(...ensembleProblems(config, lookup), ...pairProblems(config, lookup));
     return r;
   }
   if (!isOnnx(config)) {

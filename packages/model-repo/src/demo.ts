@@ -4,6 +4,7 @@ import type { ModelConfig } from "./config.js";
 import type { GpuOptions } from "./repository.js";
 import { addModel, addStreaming } from "./manage.js";
 import { addFactorized } from "./factorized.js";
+import { buildBankDetector, buildBankEncoder, buildBankHead, type BankOptions } from "./bank.js";
 
 /** Deterministic PRNG (mulberry32) so the demo weights are the same everywhere. */
 export function mulberry32(seed: number): () => number {
@@ -220,6 +221,12 @@ export interface DemoRepositoryOptions extends DetectorOptions {
    * declared as its equivalent whole model.
    */
   factorized?: { ifos: string[] };
+  /**
+   * The physical bank (bank.ts) instead of the random chirp bank: the
+   * detector, encoder and head are buildBankDetector / buildBankEncoder /
+   * buildBankHead with these options and the kernel above.
+   */
+  bank?: BankOptions & { coincidence?: number };
 }
 
 export interface DemoRepository {
@@ -308,7 +315,8 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   const ensemble = o.ensembleName ?? "detector-stream";
   const maxBatch = o.maxBatchSize ?? Math.max(o.batch, 128);
   if (maxBatch < o.batch) throw new Error(`maxBatchSize ${maxBatch} is below the streaming batch ${o.batch}`);
-  addModel(dir, detector, buildDetector(o), {
+  const bank = o.bank && { ...o.bank, kernel: o.kernel, nIfo: o.nIfo };
+  addModel(dir, detector, bank ? buildBankDetector(bank) : buildDetector(o), {
     version: 1,
     maxBatchSize: maxBatch,
     dynamicBatching: o.dynamicBatching ?? true,
@@ -330,8 +338,8 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   if (o.factorized) {
     if (o.factorized.ifos.length !== o.nIfo) throw new Error(`demo: factorized for ${o.factorized.ifos.length} detectors, the detector takes ${o.nIfo}`);
     slides = addFactorized(dir, detector, {
-      encoder: buildChirpEncoder(o),
-      head: buildSumHead(o.nIfo),
+      encoder: bank ? buildBankEncoder(bank) : buildChirpEncoder(o),
+      head: bank ? buildBankHead(bank) : buildSumHead(o.nIfo),
       ifos: o.factorized.ifos,
       kernel: o.kernel,
       stride: o.stride,

@@ -28,23 +28,10 @@ import type { ModelConfig, ModelTensorConfig } from "./config.js";
 import { GraphBuilder, readOnnxSignature, type OnnxSignature } from "./onnx.js";
 import { addEnsemble, addOnnxModel } from "./repository.js";
 import { addModel, addStreaming, type StreamResult } from "./manage.js";
-import { ensembleProblems, repositoryLookup } from "./check.js";
+import { PAIR_PARAMETERS, ensembleProblems, pairProblems, repositoryLookup } from "./check.js";
 
 /** Keys of the slides ensemble's `parameters` that declare a factorized pair (README: "Factorized models"). */
-export const FACTORIZED_PARAMETERS = {
-  /** the encoder's streaming ensemble, shared by all detectors */
-  encoder: "factorized_encoder",
-  /** prefix of per-detector encoders' streaming ensembles: factorized_encoder_H1, ... */
-  encoderPrefix: "factorized_encoder_",
-  /** D, floats per embedding */
-  embeddingDim: "factorized_embedding_dim",
-  /** n_ifo the head fuses */
-  detectors: "factorized_detectors",
-  /** the head model (informational: the ensemble's second step) */
-  head: "factorized_head",
-  /** the equivalent whole model's streaming ensemble, where there is one */
-  whole: "factorized_whole_model",
-} as const;
+export const FACTORIZED_PARAMETERS = PAIR_PARAMETERS;
 
 /** The slides model's tensor names (the signature above). */
 export const SLIDES_TENSORS = { embedding: "embedding", offset: "offset", count: "count", pairs: "pairs", statistic: "detection_statistic" } as const;
@@ -183,10 +170,14 @@ export function addFactorized(repository: string, name: string, o: AddFactorized
       })
     : [[`${name}-encoder`, o.encoder as OnnxSource]];
   let D = 0;
+  let first = "";
   const encoderMbs = o.encoderMaxBatchSize ?? Math.max(o.batch, 128);
-  for (const [model, src] of sources) {
-    const d = encoderDim(readOnnxSignature(bytesOf(src), where(src, model)), where(src, model), o.kernel);
-    if (D && d !== D) throw new Error(`factorized '${name}': encoders disagree on D (${D} and ${d} in ${model})`);
+  for (const [i, [model, src]] of sources.entries()) {
+    const sig = readOnnxSignature(bytesOf(src), where(src, model));
+    const d = encoderDim(sig, where(src, model), o.kernel);
+    const desc = `encoder ${where(src, model)}${perIfo ? ` (${ifos[i]})` : ""} output '${sig.outputs[0].name}' [batch, ${d}]`;
+    if (D && d !== D) throw new Error(`factorized '${name}': the encoders disagree on D: ${first} but ${desc}`);
+    if (!D) first = desc;
     D = d;
   }
   const head = `${name}-head`;
@@ -194,10 +185,26 @@ export function addFactorized(repository: string, name: string, o: AddFactorized
   if (hs.inputs.length !== 1 || hs.outputs.length !== 1) throw new Error(`head ${where(o.head, head)}: expected one input [batch, ${ifos.length}, ${D}] and one output [batch, 1]`);
   const hi = hs.inputs[0].dims;
   if (hi.length !== 3 || (hi[1] !== ifos.length && hi[1] !== -1) || (hi[2] !== D && hi[2] !== -1))
-    throw new Error(`head ${where(o.head, head)}: input '${hs.inputs[0].name}' has shape ${shape(hi)}; the encoders give [batch, ${ifos.length}, ${D}] (${ifos.length} detectors, D = ${D})`);
+    throw new Error(
+      `head ${where(o.head, head)}: input '${hs.inputs[0].name}' has shape ${shape(hi)}; the encoders give [batch, ${ifos.length}, ${D}] ` +
+        `(${ifos.length} detectors: ${ifos.join(", ")}; ${first})`,
+    );
   const ho = hs.outputs[0].dims;
   if (!((ho.length === 2 && (ho[1] === 1 || ho[1] === -1)) || ho.length === 1))
     throw new Error(`head ${where(o.head, head)}: output '${hs.outputs[0].name}' has shape ${shape(ho)}; expected one statistic per window [batch, 1]`);
+
+  if (o.whole) {
+    // before anything is written: a refused pair leaves the repository as it was
+    const w = repositoryLookup(repository)(o.whole);
+    const inp = w.config?.input?.[0];
+    const U = o.stride * o.batch;
+    if (!w.config) throw new Error(`factorized '${name}': whole model '${o.whole}': ${w.error ?? "no such model in the repository"} (add it and its stream first: model-repo add, model-repo stream)`);
+    if (!inp || inp.dims.length !== 3 || Number(inp.dims[1]) !== ifos.length || Number(inp.dims[2]) !== U)
+      throw new Error(
+        `factorized '${name}': whole model '${o.whole}' input ${inp ? `'${inp.name}' [${inp.dims.join(", ")}]` : "missing"}; ` +
+          `expected the streaming update [1, ${ifos.length}, ${U}] (${ifos.length} detectors, stride·batch ${o.stride}·${o.batch})`,
+      );
+  }
 
   // Write: encoders and their streams, the head, the gather, the slides ensemble.
   const encoders: Record<string, StreamResult> = {};
@@ -259,7 +266,8 @@ export function addFactorized(repository: string, name: string, o: AddFactorized
     parameters,
   };
   const lookup = repositoryLookup(repository);
-  const problems = ensembleProblems(slides, (n) => (n === gather ? { config: gatherCfg } : lookup(n)));
+  const withGather = (n: string) => (n === gather ? { config: gatherCfg } : lookup(n));
+  const problems = [...ensembleProblems(slides, withGather), ...pairProblems(slides, withGather)];
   if (problems.length) throw new Error(`factorized '${name}': ${problems.join("; ")}`);
   addEnsemble(repository, slides);
   return { slides: slides.name, encoders, head, gather, embeddingDim: D };

@@ -81,6 +81,10 @@ export {
   type ModelCheck,
   type RepositoryCheck,
   type SkippedFolder,
+  pairProblems,
+  declaredPair,
+  PAIR_PARAMETERS,
+  type DeclaredPair,
 } from "./check.js";
 export {
   DEFAULT_MAX_BATCH_SIZE,
@@ -109,3 +113,13 @@ export {
   type AddFactorizedResult,
   type FactorizedPair,
 } from "./factorized.js";
+export {
+  physicalBank,
+  bankChirpMasses,
+  buildBankEncoder,
+  buildBankHead,
+  buildBankDetector,
+  type BankOptions,
+  type BankTemplate,
+  type BankDetectorOptions,
+} from "./bank.js";

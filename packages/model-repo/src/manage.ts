@@ -6,7 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ModelConfig, ModelTensorConfig } from "./config.js";
-import { checkRepository, ensembleProblems, onnxConfigProblems, repositoryLookup, type ConfigLookup, type SkippedFolder } from "./check.js";
+import { checkRepository, declaredPair, ensembleProblems, onnxConfigProblems, repositoryLookup, type ConfigLookup, type SkippedFolder } from "./check.js";
 import { readOnnxSignature, type OnnxSignature, type TensorSignature } from "./onnx.js";
 import { forGpu, nextVersion, tensorConfig, writeModelConfig, type GpuOptions } from "./repository.js";
 import { buildSnapshotter, DEFAULT_STREAMS, snapshotSize, snapshotterConfig, type SnapshotterOptions } from "./demo.js";
@@ -268,6 +268,8 @@ export interface ListedModel {
   state?: Array<{ input: string; output: string; dims: number[] }>;
   /** ensemble wiring: each step's model with its input_map and output_map */
   steps?: Array<{ model: string; input_map: Record<string, string>; output_map: Record<string, string> }>;
+  /** a factorized pair's slides ensemble: what its parameters declare */
+  pair?: { embedding_dim: number; detectors: number; encoders: Record<string, string>; head?: string; whole?: string };
   /** empty: the model passes every rule the server applies at load */
   problems: string[];
 }
@@ -299,6 +301,15 @@ export function listRepository(repository: string): RepositoryListing {
         problems: m.problems,
       };
       if (c.sequence_batching?.state?.length) out.state = c.sequence_batching.state.map((s) => ({ input: s.input_name, output: s.output_name, dims: (s.dims ?? []).map(Number) }));
+      const pair = declaredPair(c);
+      if (pair)
+        out.pair = {
+          embedding_dim: pair.embeddingDim,
+          detectors: pair.detectors,
+          encoders: { ...(pair.encoder ? { "*": pair.encoder } : {}), ...pair.perDetector },
+          ...(pair.head ? { head: pair.head } : {}),
+          ...(pair.whole ? { whole: pair.whole } : {}),
+        };
       if (c.ensemble_scheduling) out.steps = c.ensemble_scheduling.step.map((s) => ({ model: s.model_name, input_map: s.input_map ?? {}, output_map: s.output_map ?? {} }));
       return out;
     }),
@@ -319,6 +330,10 @@ export function formatListing(l: RepositoryListing): string {
       const outs = Object.entries(s.output_map).map(([k, v]) => `${k} -> ${v}`).join(", ");
       lines.push(`    step ${i + 1}: ${s.model} (${ins}) => (${outs})`);
     });
+    if (m.pair) {
+      const enc = Object.entries(m.pair.encoders).map(([ifo, e]) => (ifo === "*" ? `${e} (all detectors)` : `${ifo}: ${e}`)).join(", ");
+      lines.push(`    factorized pair: ${m.pair.detectors} detectors, D = ${m.pair.embedding_dim}; encoders ${enc}; head ${m.pair.head ?? "?"}${m.pair.whole ? `; whole model ${m.pair.whole}` : ""}`);
+    }
     for (const p of m.problems) lines.push(`    PROBLEM: ${p}`);
   }
   for (const s of l.skipped) lines.push(`  skipped ${s.folder}: ${s.reason}`);

@@ -22,7 +22,7 @@ export {
   type InjectOptions,
   type InjectReport,
 } from "./injections.js";
-export { synthesize, type SynthOptions, type SynthResult } from "./synth.js";
+export { synthesize, SYNTH_F_LOW, SYNTH_SNR_F_LOW, SYNTH_CHIRP_MASS_RANGE, type SynthOptions, type SynthResult } from "./synth.js";
 export { aLigoDesignPsd, observingRunPsd, seismicWallPsd } from "./aligo.js";
 export {
   spectralLines,
@@ -34,5 +34,6 @@ export {
   type SpectralLine,
 } from "./realism.js";
 export { antennaResponse, timeDelayFromGeocenter, greenwichMeanSiderealTime, gpsToUnix } from "./sky.js";
-export { optimalSnr } from "./waveform.js";
+export { optimalSnr, chirpStrain, chirpDuration, iscoFrequency, type ChirpParams } from "./waveform.js";
+export { RealFFT, nextPow2 } from "./fft.js";
 export { writeStrainFile, writeInjectionFile, type StrainFileSpec, type InjectionFileSpec } from "./write.js";

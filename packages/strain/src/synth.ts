@@ -68,7 +68,9 @@ export const SYNTH_DEFAULT_START = 1187008000;
 /** lower frequency of the synthetic chirps and of their SNR integral */
 export const SYNTH_F_LOW = 30;
 export const SYNTH_SNR_F_LOW = 20;
-const CHIRP_MASS_RANGE: [number, number] = [10, 30];
+/** chirp masses (solar masses, detector frame) of the synthetic injections */
+export const SYNTH_CHIRP_MASS_RANGE: readonly [number, number] = [10, 30];
+const CHIRP_MASS_RANGE = SYNTH_CHIRP_MASS_RANGE;
 /** colouring FIR length (s): 2 s is enough for the smooth design PSD */
 const CLEAN_FIR_SECONDS = 2;
 /**

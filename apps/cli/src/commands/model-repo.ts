@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import {
   DEFAULT_STREAMS,
+  addFactorized,
   addModel,
   addStreaming,
   checkRepository,
@@ -210,6 +211,93 @@ const AddFlags = z.object({
   json: z.boolean(),
 });
 
+/** Flags of `model-repo add-pair`: the pair's files, detectors and the campaign's streaming geometry. */
+const PairFlags = z
+  .object({
+    encoder: z
+      .array(z.string().trim().min(1), { error: "--encoder: an encoder ONNX file is required (--encoder enc.onnx, or --encoder H1=h1.onnx --encoder L1=l1.onnx)" })
+      .min(1, "--encoder: an encoder ONNX file is required (--encoder enc.onnx, or --encoder H1=h1.onnx --encoder L1=l1.onnx)"),
+    head: z.string({ error: "--head: the head ONNX file is required (--head head.onnx)" }).trim().min(1, "--head: expected an ONNX file"),
+    ifos: z
+      .string({ error: "--ifos: the detectors, in the campaign's order, are required (--ifos H1,L1)" })
+      .transform((v) => v.split(",").map((x) => x.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^[A-Z][A-Z0-9]$/, "--ifos: expected detector names such as H1,L1")).min(1, "--ifos: expected at least one detector")),
+    whole: z.string().trim().min(1).optional(),
+    kernelLength: num("--kernel-length"),
+    sampleRate: int("--sample-rate", 1),
+    inferenceSamplingRate: num("--inference-sampling-rate"),
+    batchSize: int("--batch-size", 1),
+    headMaxBatchSize: int("--head-max-batch-size", 1).optional(),
+    device: z.enum(["cpu", "gpu"], { error: "--device: expected cpu or gpu" }).optional(),
+    streams: int("--streams", 1, 1024).optional(),
+    json: z.boolean(),
+  })
+  .superRefine((o, ctx) => {
+    const kernel = o.kernelLength * o.sampleRate;
+    if (!isWhole(kernel)) ctx.addIssue({ code: "custom", path: ["kernelLength"], message: `--kernel-length: ${o.kernelLength} s at ${o.sampleRate} Hz is ${kernel} samples; expected a whole number` });
+    const stride = o.sampleRate / o.inferenceSamplingRate;
+    if (!isWhole(stride))
+      ctx.addIssue({ code: "custom", path: ["inferenceSamplingRate"], message: `--inference-sampling-rate: ${o.inferenceSamplingRate} Hz must divide --sample-rate ${o.sampleRate} Hz (stride ${stride} samples is not whole)` });
+    const dup = o.ifos.find((x, i) => o.ifos.indexOf(x) !== i);
+    if (dup) ctx.addIssue({ code: "custom", path: ["ifos"], message: `--ifos: ${dup} is named twice` });
+    const per = o.encoder.filter((e) => /^[A-Z][A-Z0-9]=/.test(e));
+    if (per.length && per.length !== o.encoder.length)
+      ctx.addIssue({ code: "custom", path: ["encoder"], message: `--encoder: give one shared encoder (--encoder enc.onnx) or one per detector (--encoder H1=h1.onnx ...), not both` });
+    if (!per.length && o.encoder.length > 1)
+      ctx.addIssue({ code: "custom", path: ["encoder"], message: `--encoder: ${o.encoder.length} files without detectors; name each (--encoder H1=h1.onnx --encoder L1=l1.onnx) or give one shared encoder` });
+    if (per.length) {
+      const named = per.map((e) => e.slice(0, e.indexOf("=")));
+      const missing = o.ifos.filter((i) => !named.includes(i));
+      const extra = named.filter((i) => !o.ifos.includes(i));
+      if (missing.length) ctx.addIssue({ code: "custom", path: ["encoder"], message: `--encoder: no encoder for ${missing.join(", ")} (--ifos ${o.ifos.join(",")}); add --encoder ${missing[0]}=FILE` });
+      if (extra.length) ctx.addIssue({ code: "custom", path: ["encoder"], message: `--encoder: ${extra.join(", ")} is not among --ifos ${o.ifos.join(",")}` });
+      const twice = named.find((x, i) => named.indexOf(x) !== i);
+      if (twice) ctx.addIssue({ code: "custom", path: ["encoder"], message: `--encoder: ${twice} has two encoders` });
+    }
+  });
+
+/** `model-repo add-pair` flags (missing geometry takes the campaign's defaults). */
+export function parsePairFlags(raw: Record<string, unknown>) {
+  return parseFlags(PairFlags, "add-pair", raw, {
+    kernelLength: MODEL_REPO_DEFAULTS.kernelLength,
+    sampleRate: MODEL_REPO_DEFAULTS.sampleRate,
+    inferenceSamplingRate: MODEL_REPO_DEFAULTS.inferenceSamplingRate,
+    batchSize: MODEL_REPO_DEFAULTS.batchSize,
+    json: false,
+  });
+}
+
+/** Writes a user's factorized pair (addFactorized) from parsed add-pair flags. */
+export function addPair(dir: string, name: string, o: ReturnType<typeof parsePairFlags>) {
+  const file = (f: string) => {
+    if (!existsSync(f)) throw new Error(`model-repo add-pair: ${f}: no such file`);
+    return f;
+  };
+  const encoder = o.encoder.some((e) => e.includes("=") && /^[A-Z][A-Z0-9]=/.test(e))
+    ? Object.fromEntries(o.encoder.map((e) => [e.slice(0, e.indexOf("=")), file(e.slice(e.indexOf("=") + 1))]))
+    : file(o.encoder[0]);
+  const kernel = Math.round(o.kernelLength * o.sampleRate);
+  const stride = Math.round(o.sampleRate / o.inferenceSamplingRate);
+  const r = addFactorized(resolve(dir), name, {
+    encoder,
+    head: file(o.head),
+    ifos: o.ifos,
+    kernel,
+    stride,
+    batch: o.batchSize,
+    whole: o.whole,
+    headMaxBatchSize: o.headMaxBatchSize,
+    streams: o.streams,
+    instances: o.device ? { count: 1, kind: o.device === "gpu" ? "KIND_GPU" : "KIND_CPU" } : undefined,
+  });
+  const campaign = {
+    data: { sample_rate: o.sampleRate },
+    model: { name: r.slides, factorized: true },
+    inference: { kernel_length: o.kernelLength, inference_sampling_rate: o.inferenceSamplingRate, batch_size: o.batchSize },
+  };
+  return { ...r, kernel_samples: kernel, stride_samples: stride, campaign };
+}
+
 function parseFlags<T extends z.ZodType>(schema: T, cmd: string, raw: Record<string, unknown>, defaults: Record<string, unknown> = {}): z.output<T> {
   const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
   const parsed = schema.safeParse({ ...defaults, ...given });
@@ -305,6 +393,8 @@ export function registerModelRepo(program: Command): void {
         "  timeslide model-repo add models mynet mynet.onnx            # next version; config.pbtxt from the graph",
         "  timeslide model-repo stream models mynet-stream --model mynet --kernel-length 1.5 --sample-rate 2048 --inference-sampling-rate 4 --batch-size 128",
         "  timeslide model-repo check models                            # the rules timeslide serve applies at load",
+        "A factorized model (encoder per detector + head; README: Factorized models):",
+        "  timeslide model-repo add-pair models mynet --encoder enc.onnx --head head.onnx --ifos H1,L1 --kernel-length 1 --sample-rate 2048 --inference-sampling-rate 16",
         "  timeslide model-repo list models [--json]",
         "then model.name: mynet-stream in the campaign.",
         "",
@@ -423,6 +513,56 @@ export function registerModelRepo(program: Command): void {
             `wrote ${r.ensemble} (streaming ensemble) = ${r.snapshotter} -> ${r.model} (windows -> input '${r.input}', output '${r.output}')`,
             `  ${r.nIfo} ifos, kernel ${kernel} samples, stride ${stride} samples, ${o.batchSize} windows per update: update [1, ${r.nIfo}, ${r.updateSize}], state ${r.stateSize} samples per ifo`,
             `campaign settings to match: data.sample_rate ${o.sampleRate}, model.name ${r.ensemble}, inference.kernel_length ${o.kernelLength}, inference_sampling_rate ${o.inferenceSamplingRate}, batch_size ${o.batchSize}`,
+          ].join("\n"),
+        );
+      }),
+    );
+
+  geometryOptions(
+    repo
+      .command("add-pair")
+      .description(
+        "add a factorized (late-fusion) model: an encoder per detector ([batch, 1, kernel] -> [batch, D]; one shared or one per detector) and a head " +
+          "([batch, n_ifo, D] -> [batch, 1]), served as NAME-slides (README: Factorized models)",
+      )
+      .argument("<dir>", "repository directory")
+      .argument("<name>", "pair name: writes NAME-encoder[-IFO](-stream), NAME-head, NAME-slide-gather and NAME-slides")
+      .option("--encoder <onnx>", "encoder ONNX file shared by all detectors, or IFO=FILE once per detector (repeat)", (v: string, acc: string[] = []) => [...acc, v])
+      .option("--head <onnx>", "head ONNX file (required)")
+      .option("--ifos <list>", "detectors in the campaign's order, the head's detector axis (required), e.g. H1,L1"),
+  )
+    .option("--whole <stream>", "the equivalent whole model's streaming ensemble, already in the repository (declared in the pair)")
+    .option("--head-max-batch-size <n>", "most (shift, window) pairs one slides request may ask for (default 65536)")
+    .option("--device <kind>", "instance kind of the pair's models: cpu or gpu")
+    .option("--streams <n>", `snapshotter instances per encoder stream (default ${DEFAULT_STREAMS})`)
+    .option("--json", "print what was written as JSON")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  timeslide model-repo add-pair models mynet --encoder enc.onnx --head head.onnx --ifos H1,L1 --kernel-length 1 --sample-rate 2048 --inference-sampling-rate 16",
+        "  timeslide model-repo add-pair models mynet --encoder H1=enc_h1.onnx --encoder L1=enc_l1.onnx --head head.onnx --ifos H1,L1 --whole mynet-stream",
+        "then, in the campaign: model: { name: mynet-slides, factorized: true }",
+      ].join("\n"),
+    )
+    .action((dir: string, name: string, raw: Record<string, unknown>) =>
+      run(async () => {
+        const o = parsePairFlags(raw);
+        const r = addPair(dir, name, o);
+        if (o.json) {
+          out(JSON.stringify(r, null, 2));
+          return;
+        }
+        const streams = [...new Set(Object.values(r.encoders).map((e) => e.ensemble))];
+        out(
+          [
+            `wrote factorized pair ${r.slides} (D = ${r.embeddingDim}, ${o.ifos.length} detectors)`,
+            ...o.ifos.map((ifo) => `  ${ifo}: ${r.encoders[ifo].ensemble} = ${r.encoders[ifo].snapshotter} -> ${r.encoders[ifo].model}`),
+            `  ${r.slides} = ${r.gather} -> ${r.head}${o.whole ? `; whole model ${o.whole}` : ""}`,
+            `  ${streams.length} encoder stream(s), kernel ${r.kernel_samples} samples, stride ${r.stride_samples} samples, ${o.batchSize} windows per update`,
+            `campaign settings to match: data.sample_rate ${o.sampleRate}, model: { name: ${r.slides}, factorized: true }, ` +
+              `inference.kernel_length ${o.kernelLength}, inference_sampling_rate ${o.inferenceSamplingRate}, batch_size ${o.batchSize}`,
           ].join("\n"),
         );
       }),
