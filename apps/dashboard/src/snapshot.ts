@@ -26,14 +26,8 @@ export interface FailureRow {
   attempts: number;
 }
 
-export interface CandidateRow {
-  time: number;
-  detection_statistic: number;
-  far_per_year: number | null;
-  ifar_years: number | null;
-  p_value: number;
-  saturated: boolean;
-}
+/** A zero-lag candidate as report.json lists it. */
+export type CandidateRow = ReportJson["foreground"][number];
 
 export interface ReportView {
   /** false once the campaign was complete when the report was written */
@@ -238,8 +232,7 @@ export class SnapshotCollector {
       const plots = await renderPlots(r);
       const loudest = [...r.foreground]
         .sort((a, b) => b.detection_statistic - a.detection_statistic)
-        .slice(0, LOUDEST_SHOWN)
-        .map((c) => ({ time: c.time, detection_statistic: c.detection_statistic, far_per_year: c.far_per_year, ifar_years: c.ifar_years, p_value: c.p_value, saturated: c.saturated }));
+        .slice(0, LOUDEST_SHOWN);
       const view: ReportView = {
         partial: r.jobs.completed + r.jobs.failed < r.jobs.total,
         written_at: st.mtimeMs,

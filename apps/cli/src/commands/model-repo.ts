@@ -36,6 +36,17 @@ const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
 const EPS = 1e-9;
 const isWhole = (x: number) => Math.abs(x - Math.round(x)) < EPS * Math.max(1, Math.abs(x));
 
+/** Kernel and stride in whole samples, the stride within the kernel: the streaming geometry every command here takes. */
+function checkGeometry(o: { kernelLength: number; sampleRate: number; inferenceSamplingRate: number }, ctx: z.RefinementCtx): void {
+  const kernel = o.kernelLength * o.sampleRate;
+  if (!isWhole(kernel)) ctx.addIssue({ code: "custom", path: ["kernelLength"], message: `--kernel-length: ${o.kernelLength} s at ${o.sampleRate} Hz is ${kernel} samples; expected a whole number` });
+  const stride = o.sampleRate / o.inferenceSamplingRate;
+  if (!isWhole(stride))
+    ctx.addIssue({ code: "custom", path: ["inferenceSamplingRate"], message: `--inference-sampling-rate: ${o.inferenceSamplingRate} Hz must divide --sample-rate ${o.sampleRate} Hz (stride ${stride} samples is not whole)` });
+  else if (Math.round(stride) > Math.round(kernel))
+    ctx.addIssue({ code: "custom", path: ["inferenceSamplingRate"], message: `--inference-sampling-rate: stride ${stride} samples exceeds the kernel (${kernel} samples): windows would skip data` });
+}
+
 const Flags = z
   .object({
     out: z.string({ error: "--out: a directory is required (--out DIR)" }).trim().min(1, "--out: expected a directory"),
@@ -54,20 +65,7 @@ const Flags = z
     json: z.boolean(),
   })
   .superRefine((o, ctx) => {
-    const kernel = o.kernelLength * o.sampleRate;
-    if (!isWhole(kernel)) {
-      ctx.addIssue({ code: "custom", path: ["kernelLength"], message: `--kernel-length: ${o.kernelLength} s at ${o.sampleRate} Hz is ${kernel} samples; expected a whole number` });
-    }
-    const stride = o.sampleRate / o.inferenceSamplingRate;
-    if (!isWhole(stride)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["inferenceSamplingRate"],
-        message: `--inference-sampling-rate: ${o.inferenceSamplingRate} Hz must divide --sample-rate ${o.sampleRate} Hz (stride ${stride} samples is not whole)`,
-      });
-    } else if (Math.round(stride) > Math.round(kernel)) {
-      ctx.addIssue({ code: "custom", path: ["inferenceSamplingRate"], message: `--inference-sampling-rate: stride ${stride} samples exceeds the kernel (${kernel} samples): windows would skip data` });
-    }
+    checkGeometry(o, ctx);
     const maxBatch = o.maxBatchSize ?? Math.max(o.batchSize, 128);
     if (maxBatch < o.batchSize) {
       ctx.addIssue({ code: "custom", path: ["maxBatchSize"], message: `--max-batch-size: ${maxBatch} is below --batch-size ${o.batchSize} (the ensemble sends batch-size windows at once)` });
@@ -193,13 +191,7 @@ const StreamFlags = z
     streams: int("--streams", 1, 1024).optional(),
     json: z.boolean(),
   })
-  .superRefine((o, ctx) => {
-    const kernel = o.kernelLength * o.sampleRate;
-    if (!isWhole(kernel)) ctx.addIssue({ code: "custom", path: ["kernelLength"], message: `--kernel-length: ${o.kernelLength} s at ${o.sampleRate} Hz is ${kernel} samples; expected a whole number` });
-    const stride = o.sampleRate / o.inferenceSamplingRate;
-    if (!isWhole(stride))
-      ctx.addIssue({ code: "custom", path: ["inferenceSamplingRate"], message: `--inference-sampling-rate: ${o.inferenceSamplingRate} Hz must divide --sample-rate ${o.sampleRate} Hz (stride ${stride} samples is not whole)` });
-  });
+  .superRefine(checkGeometry);
 
 const AddFlags = z.object({
   version: int("--version", 1).optional(),
@@ -233,11 +225,7 @@ const PairFlags = z
     json: z.boolean(),
   })
   .superRefine((o, ctx) => {
-    const kernel = o.kernelLength * o.sampleRate;
-    if (!isWhole(kernel)) ctx.addIssue({ code: "custom", path: ["kernelLength"], message: `--kernel-length: ${o.kernelLength} s at ${o.sampleRate} Hz is ${kernel} samples; expected a whole number` });
-    const stride = o.sampleRate / o.inferenceSamplingRate;
-    if (!isWhole(stride))
-      ctx.addIssue({ code: "custom", path: ["inferenceSamplingRate"], message: `--inference-sampling-rate: ${o.inferenceSamplingRate} Hz must divide --sample-rate ${o.sampleRate} Hz (stride ${stride} samples is not whole)` });
+    checkGeometry(o, ctx);
     const dup = o.ifos.find((x, i) => o.ifos.indexOf(x) !== i);
     if (dup) ctx.addIssue({ code: "custom", path: ["ifos"], message: `--ifos: ${dup} is named twice` });
     const per = o.encoder.filter((e) => /^[A-Z][A-Z0-9]=/.test(e));
