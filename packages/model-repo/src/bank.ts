@@ -245,6 +245,15 @@ function describe(o: BankDetectorOptions, bank: BankTemplate[]): string {
   );
 }
 
+/**
+ * The demo search's bank at an analysis rate: 16 templates of 0.625 s (each
+ * starting at 30 Hz or later, where it fits), 4 χ² bins, high-passed like
+ * the demo's whitening. `timeslide demo` and `model-repo demo --bank physical`.
+ */
+export function demoBankOptions(sampleRate: number, highpass = 20): BankOptions {
+  return { sampleRate, templateLength: Math.round(0.625 * sampleRate), nTemplates: 16, chunks: 4, highpass };
+}
+
 /** The bank's encoder: whitened [batch, 1, kernel] → embedding [batch, 2T]. */
 export function buildBankEncoder(o: BankDetectorOptions): Uint8Array {
   const bank = physicalBank(o);

@@ -116,6 +116,7 @@ export {
 export {
   physicalBank,
   bankChirpMasses,
+  demoBankOptions,
   buildBankEncoder,
   buildBankHead,
   buildBankDetector,

@@ -17,7 +17,7 @@ import {
 } from "@timeslide/campaign";
 import { formatDuration, parseDuration } from "@timeslide/segments";
 import { synthesize } from "@timeslide/strain";
-import { writeDemoRepository } from "@timeslide/model-repo";
+import { demoBankOptions, writeDemoRepository } from "@timeslide/model-repo";
 import { InferenceClient } from "@timeslide/kserve";
 import { run } from "../errors.js";
 import { createProgress } from "../progress.js";
@@ -41,7 +41,6 @@ const CAMPAIGN = "demo";
 // this rate, and the bank's background came out louder (README: The demo search).
 const DEMO = { dataRate: 256, sampleRate: 256, kernel: 1.75, isr: 1, batch: 256, psd: 16, fduration: 1, fftlength: 1, highpass: 20 };
 /** the demo bank: templates of 160 samples (0.625 s) at DEMO.sampleRate, 16 templates, 4 χ² bins */
-export const DEMO_BANK = { templateLength: 160, nTemplates: 16, chunks: 4 };
 
 const Opts = z.object({
   out: z.string().min(1),
@@ -170,7 +169,7 @@ async function demo(raw: Record<string, string>): Promise<void> {
       stride,
       batch: DEMO.batch,
       streams: o.workers * 4,
-      bank: { ...DEMO_BANK, sampleRate: DEMO.sampleRate, highpass: DEMO.highpass },
+      bank: demoBankOptions(DEMO.sampleRate, DEMO.highpass),
       factorized: { ifos: ["H1", "L1"] },
     });
 

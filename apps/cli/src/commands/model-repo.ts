@@ -8,6 +8,7 @@ import {
   addModel,
   addStreaming,
   checkRepository,
+  demoBankOptions,
   formatListing,
   initRepository,
   listRepository,
@@ -61,11 +62,21 @@ const Flags = z
     instances: int("--instances", 1, 64),
     streams: int("--streams", 1, 1024),
     tensorrt: z.boolean(),
+    bank: z.enum(["chirp", "physical"], { error: "--bank: expected chirp or physical" }),
+    factorized: z
+      .string()
+      .transform((v) => v.split(",").map((x) => x.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^[A-Z][A-Z0-9]$/, "--factorized: expected detector names such as H1,L1")))
+      .optional(),
     force: z.boolean(),
     json: z.boolean(),
   })
   .superRefine((o, ctx) => {
     checkGeometry(o, ctx);
+    if (o.factorized && o.factorized.length !== o.ifos)
+      ctx.addIssue({ code: "custom", path: ["factorized"], message: `--factorized: ${o.factorized.length} detectors named (${o.factorized.join(",")}), but --ifos is ${o.ifos}` });
+    if (o.bank === "physical" && Math.round(0.625 * o.sampleRate) > Math.round(o.kernelLength * o.sampleRate))
+      ctx.addIssue({ code: "custom", path: ["kernelLength"], message: `--bank physical: its templates are 0.625 s long; --kernel-length ${o.kernelLength} s is shorter` });
     const maxBatch = o.maxBatchSize ?? Math.max(o.batchSize, 128);
     if (maxBatch < o.batchSize) {
       ctx.addIssue({ code: "custom", path: ["maxBatchSize"], message: `--max-batch-size: ${maxBatch} is below --batch-size ${o.batchSize} (the ensemble sends batch-size windows at once)` });
@@ -78,7 +89,9 @@ const MODELS = ["detector", "snapshotter", "detector-stream"] as const;
 
 export interface ModelRepoResult {
   repository: string;
-  models: { detector: string; snapshotter: string; ensemble: string };
+  /** slides: the factorized pair's entry point (--factorized) */
+  models: { detector: string; snapshotter: string; ensemble: string; slides?: string };
+  bank: "chirp" | "physical";
   ifos: number;
   kernel_samples: number;
   stride_samples: number;
@@ -94,7 +107,7 @@ export interface ModelRepoResult {
   update_samples: number;
   state_samples: number;
   files: string[];
-  campaign: { data: { sample_rate: number }; model: { name: string }; inference: { kernel_length: number; inference_sampling_rate: number; batch_size: number } };
+  campaign: { data: { sample_rate: number }; model: { name: string; factorized?: boolean }; inference: { kernel_length: number; inference_sampling_rate: number; batch_size: number } };
 }
 
 export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
@@ -118,6 +131,8 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     instances: o.instances,
     streams: o.streams,
     gpu: o.device === "gpu" ? { tensorrtFp16: o.tensorrt } : undefined,
+    bank: o.bank === "physical" ? demoBankOptions(o.sampleRate) : undefined,
+    factorized: o.factorized ? { ifos: o.factorized } : undefined,
   });
   const files = [
     join(repo.detector, "config.pbtxt"),
@@ -129,7 +144,8 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
   ];
   return {
     repository,
-    models: { detector: repo.detector, snapshotter: repo.snapshotter, ensemble: repo.ensemble },
+    models: { detector: repo.detector, snapshotter: repo.snapshotter, ensemble: repo.ensemble, ...(repo.slides ? { slides: repo.slides } : {}) },
+    bank: o.bank,
     ifos: o.ifos,
     kernel_samples: kernel,
     stride_samples: stride,
@@ -145,7 +161,7 @@ export function writeModelRepository(o: ModelRepoFlags): ModelRepoResult {
     files,
     campaign: {
       data: { sample_rate: o.sampleRate },
-      model: { name: repo.ensemble },
+      model: { name: repo.slides ?? repo.ensemble, ...(repo.slides ? { factorized: true } : {}) },
       inference: { kernel_length: o.kernelLength, inference_sampling_rate: o.inferenceSamplingRate, batch_size: o.batchSize },
     },
   };
@@ -163,6 +179,7 @@ export const MODEL_REPO_DEFAULTS = {
   instances: "1",
   streams: String(DEFAULT_STREAMS),
   tensorrt: true,
+  bank: "chirp",
   force: false,
   json: false,
 };
@@ -321,13 +338,14 @@ function demoAction(raw: Record<string, unknown>) {
       [
         `wrote model repository ${r.repository}`,
         ...r.files.map((f) => `  ${f}`),
-        `models: ${r.models.ensemble} (streaming ensemble) = ${r.models.snapshotter} -> ${r.models.detector}`,
+        `models: ${r.models.ensemble} (streaming ensemble) = ${r.models.snapshotter} -> ${r.models.detector} (${r.bank === "physical" ? "the physical chirp bank: coincidence in time and template, reweighted SNR" : "the random chirp bank"})`,
+        ...(r.models.slides ? [`  factorized pair: ${r.models.slides} (campaign: model.factorized: true); the whole model ${r.models.ensemble} is declared as its equivalent`] : []),
         `  ${r.ifos} ifos, kernel ${r.kernel_samples} samples, stride ${r.stride_samples} samples, ${r.batch_size} windows per update`,
         `  update [1, ${r.ifos}, ${r.update_samples}], state ${r.state_samples} samples per ifo, detector max_batch_size ${r.max_batch_size}` +
           `${r.dynamic_batching ? ", dynamic batching" : ""}, ${r.instances} ${r.device.toUpperCase()} instance(s)` +
           `${r.device === "gpu" ? `${r.instances > 1 ? " per GPU" : ""}, snapshotter on the GPU, detector ${r.tensorrt ? "through TensorRT FP16" : "without TensorRT (CUDA)"}` : ""}`,
         `  snapshotter: ${r.streams} instance(s) = ${r.streams} sequence slot(s) per server (--streams)`,
-        `campaign settings to match: data.sample_rate ${r.campaign.data.sample_rate}, model.name ${r.campaign.model.name}, ` +
+        `campaign settings to match: data.sample_rate ${r.campaign.data.sample_rate}, model.name ${r.campaign.model.name}${r.campaign.model.factorized ? ", model.factorized true" : ""}, ` +
           `inference.kernel_length ${r.campaign.inference.kernel_length}, inference_sampling_rate ${r.campaign.inference.inference_sampling_rate}, batch_size ${r.campaign.inference.batch_size}`,
       ].join("\n"),
     );
@@ -359,6 +377,8 @@ function demoOptions(c: Command): Command {
       MODEL_REPO_DEFAULTS.streams,
     )
     .option("--no-tensorrt", "with --device gpu: no TensorRT accelerator block (ONNX Runtime's CUDA provider alone)")
+    .option("--bank <kind>", "the detector's templates: chirp (8 random chirps, sum of detectors) or physical (timeslide demo's search: synth's waveform family, coincidence, reweighted SNR)", MODEL_REPO_DEFAULTS.bank)
+    .option("--factorized <ifos>", "also write the detector as a factorized pair <detector>-slides for these detectors (e.g. H1,L1): encoder per detector + head")
     .option("--force", "overwrite the models if the directory already holds them")
     .option("--json", "print what was written as JSON");
 }
@@ -396,7 +416,7 @@ export function registerModelRepo(program: Command): void {
     )
     .action((raw: Record<string, unknown>) => demoAction(raw));
 
-  demoOptions(repo.command("demo").description("write the demo repository: the chirp-bank detector, the snapshotter and the streaming ensemble detector-stream")).action(
+  demoOptions(repo.command("demo").description("write the demo repository: the demo detector (--bank chirp or physical), the snapshotter and the streaming ensemble detector-stream; --factorized also writes it as a pair (detector-slides)")).action(
     (raw: Record<string, unknown>) => demoAction(raw),
   );
 
