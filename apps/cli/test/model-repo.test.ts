@@ -135,7 +135,7 @@ describe("timeslide model-repo", () => {
     expect(() => parseModelRepoFlags({ out: "m", device: "tpu" })).toThrow("--device: expected cpu or gpu");
     expect(() => parseModelRepoFlags({ out: "m", ifos: "1" })).toThrow("--ifos: expected >= 2");
     expect(() => parseModelRepoFlags({ out: "m", kernelLength: "abc" })).toThrow("--kernel-length: expected a positive number");
-    expect(parseModelRepoFlags({ out: "m", maxBatchSize: undefined })).toEqual({ out: "m", ifos: 2, kernelLength: 1.5, sampleRate: 2048, inferenceSamplingRate: 4, batchSize: 128, dynamicBatching: true, device: "cpu", instances: 1, streams: 8, tensorrt: true, force: false, json: false });
+    expect(parseModelRepoFlags({ out: "m", maxBatchSize: undefined })).toEqual({ out: "m", ifos: 2, kernelLength: 1.5, sampleRate: 2048, inferenceSamplingRate: 4, batchSize: 128, dynamicBatching: true, device: "cpu", instances: 1, streams: 8, tensorrt: true, bank: "chirp", force: false, json: false });
     // Through the CLI: message on stderr, exit status 1.
     const missing = await cliRun(["model-repo"]);
     expect(missing.code).toBe(1);
