@@ -1,4 +1,9 @@
-export { startServer, readSequence, decodeInputs, SERVER_NAME, SERVER_VERSION, SERVER_EXTENSIONS, type ServerOptions, type RunningServer } from "./server.js";
-export { Engine, ServedModel, VersionStats, type ExecRequest, type SequenceFlags, type EngineOptions, type ModelIndexEntry } from "./engine.js";
+export { startServer, SERVER_NAME, SERVER_VERSION, SERVER_EXTENSIONS, type ServerOptions, type RunningServer } from "./server.js";
+export { Engine, type EngineOptions } from "./engine.js";
+export { Repository, type ModelIndexEntry } from "./repository.js";
+export { ServedModel, ServedVersion } from "./model.js";
+export { VersionStats } from "./stats.js";
+export { registerBackend, type Backend, type ExecRequest, type LoadContext, type ModelInstance } from "./backends/index.js";
 export { InferenceError, toGrpcError } from "./errors.js";
-export { decodeRaw, decodeContents, encodeRaw, configToDatatype, type Datatype, type HostTensor } from "./tensors.js";
+export type { HostTensor } from "./host-tensors.js";
+export type { SequenceFlags } from "./sequence-batcher.js";

@@ -27,7 +27,7 @@ export class ServerMetrics implements EngineObserver {
   });
   readonly batchSize = new Histogram({
     name: "timeslide_server_batch_size",
-    help: "batch size of each ONNX Runtime run (after dynamic batching)",
+    help: "batch size of each execution (after dynamic batching; an ensemble's executions are its requests)",
     labelNames: ["model"],
     buckets: BATCH_BUCKETS,
     registers: [this.registry],
@@ -41,7 +41,7 @@ export class ServerMetrics implements EngineObserver {
   });
   readonly compute = new Histogram({
     name: "timeslide_server_compute_seconds",
-    help: "ONNX Runtime run time per execution",
+    help: "compute time per execution (a model instance's run; an ensemble's: all its steps)",
     labelNames: ["model"],
     buckets: TIME_BUCKETS,
     registers: [this.registry],

@@ -1,7 +1,7 @@
 // Triton's sequence batcher for one model: sequence slots per instance, a
 // FIFO backlog of sequences beyond them, implicit state and control inputs
 // per slot, and the Direct and Oldest strategies. It knows nothing of ONNX
-// Runtime: a batch goes to a `SequenceTarget` (a model version) to run.
+// Runtime: a batch goes to a `SequenceTarget` (a model version's queue, dynamic-batcher.ts) to run.
 //
 // What Triton does (server docs/user_guide/architecture.md "Stateful
 // Models", model_config.proto ModelSequenceBatching), and what this does:
@@ -28,17 +28,15 @@
 //   its execution, backlog included; one execution per batch.
 import { status } from "@grpc/grpc-js";
 import type { ModelConfig } from "@timeslide/model-repo";
+import { sequenceKey, type Datatype, type ReceivedSequenceFlags } from "@timeslide/kserve";
 import { InferenceError, invalid } from "./errors.js";
-import { concatBatch, scalar, splitBatch, type Datatype, type HostTensor } from "./tensors.js";
+import { cloneTensor, concatBatch, scalar, splitBatch, type HostTensor } from "./host-tensors.js";
 
 /** Triton's default max_sequence_idle_microseconds. */
 export const DEFAULT_SEQUENCE_IDLE_US = 1_000_000;
 
-export interface SequenceFlags {
-  id: string | number | bigint;
-  start: boolean;
-  end: boolean;
-}
+/** A request's sequence_id, sequence_start and sequence_end, as @timeslide/kserve reads them. */
+export type SequenceFlags = ReceivedSequenceFlags;
 
 export interface ControlSpec {
   name: string;
@@ -117,8 +115,6 @@ export interface BatcherLogger {
 
 const now = () => performance.now();
 const ms2ns = (ms: number) => Math.round(ms * 1e6);
-
-export const sequenceKey = (id: SequenceFlags["id"]): string => (typeof id === "string" ? `s:${id}` : `i:${BigInt(id)}`);
 
 /** Sequence slots of a config as Triton counts them: instances × (Direct: max(1, max_batch_size); Oldest: max_candidate_sequences). */
 export function slotsPerInstance(config: ModelConfig): number {
@@ -386,10 +382,6 @@ export class SequenceBatcher {
       this.release(s, "unload");
     }
   }
-}
-
-function cloneTensor(t: HostTensor): HostTensor {
-  return { datatype: t.datatype, dims: [...t.dims], data: t.data.slice() as HostTensor["data"] };
 }
 
 function splitAll(outputs: Map<string, HostTensor>, n: number): Map<string, HostTensor>[] {

@@ -1,23 +1,26 @@
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { hostname } from "node:os";
-import { loadInferenceProtos, registerServer, reservedParameterProblem, type Registration } from "@timeslide/kserve";
+import {
+  buildInferResponse,
+  loadInferenceProtos,
+  parseInferRequest,
+  ParameterError,
+  registerServer,
+  RUNTIME_DECODE,
+  TensorError,
+  type ParsedInferRequest,
+  type Registration,
+} from "@timeslide/kserve";
 import type { Redis } from "ioredis";
 import { createRedis, redactUrls } from "@timeslide/campaign/redis";
-import type {
-  GRPCInferenceServiceHandlers,
-  HealthHandlers,
-  InferParameter__Output,
-  ModelInferRequest__Output,
-  ModelInferResponse,
-  ModelStreamInferResponse,
-} from "@timeslide/kserve";
+import type { GRPCInferenceServiceHandlers, HealthHandlers, ModelInferRequest__Output, ModelInferResponse, ModelStreamInferResponse } from "@timeslide/kserve";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
-import { Engine, type SequenceFlags, type ServedModel } from "./engine.js";
-import { ServerMetrics } from "./metrics.js";
+import { Engine } from "./engine.js";
 import { InferenceError, invalid, toGrpcError } from "./errors.js";
-import { decodeContents, decodeRaw, encodeRaw, isDatatype, type HostTensor } from "./tensors.js";
+import { ServerMetrics } from "./metrics.js";
+import type { ServedModel } from "./model.js";
 
 export const SERVER_NAME = "timeslide";
 export const SERVER_VERSION = "0.1.0";
@@ -59,61 +62,18 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function param(p: InferParameter__Output | undefined): boolean | number | bigint | string | undefined {
-  if (!p) return undefined;
-  const c = p.parameter_choice ?? (Object.keys(p).find((k) => k.endsWith("_param")) as InferParameter__Output["parameter_choice"]);
-  switch (c) {
-    case "bool_param":
-      return Boolean(p.bool_param);
-    case "string_param":
-      return p.string_param;
-    case "double_param":
-      return Number(p.double_param);
-    case "int64_param":
-    case "uint64_param": {
-      const big = BigInt(String(p[c]));
-      return Number.isSafeInteger(Number(big)) ? Number(big) : big;
-    }
-    default:
-      return undefined;
+/**
+ * A request decoded by @timeslide/kserve's codec, for ONNX Runtime (FP16 as
+ * raw bits, BYTES as strings, buffers of their own); what the codec refuses
+ * (tensors, reserved or mistyped parameters) is INVALID_ARGUMENT.
+ */
+function decodeRequest(req: ModelInferRequest__Output): ParsedInferRequest {
+  try {
+    return parseInferRequest(req, RUNTIME_DECODE);
+  } catch (e) {
+    if (e instanceof TensorError || e instanceof ParameterError) throw invalid(e.message);
+    throw e;
   }
-}
-
-/** sequence_id (int64/uint64 or string), sequence_start, sequence_end; undefined when id is absent or 0/"". */
-export function readSequence(params: Record<string, InferParameter__Output> | undefined): SequenceFlags | undefined {
-  const id = param(params?.sequence_id);
-  if (id === undefined || id === 0 || id === "" || typeof id === "boolean") return undefined;
-  if (typeof id === "number" && !Number.isInteger(id)) throw invalid(`sequence_id must be an integer or a string, got ${id}`);
-  return { id, start: param(params?.sequence_start) === true, end: param(params?.sequence_end) === true };
-}
-
-/** Refuses request parameter keys Triton reserves ("triton_..."), with Triton's wording (INVALID_ARGUMENT). */
-export function checkReservedParameters(params: Record<string, InferParameter__Output> | undefined): void {
-  for (const [k, p] of Object.entries(params ?? {})) {
-    const problem = reservedParameterProblem(k, p);
-    if (problem) throw invalid(problem);
-  }
-}
-
-/** Decodes a ModelInferRequest's tensors (raw_input_contents or typed contents). */
-export function decodeInputs(req: ModelInferRequest__Output): Map<string, HostTensor> {
-  const raw = req.raw_input_contents ?? [];
-  if (raw.length && raw.length !== req.inputs.length) {
-    throw invalid(`expected ${req.inputs.length} raw_input_contents (one per input) but got ${raw.length} for model '${req.model_name}'`);
-  }
-  const out = new Map<string, HostTensor>();
-  req.inputs.forEach((t, i) => {
-    if (!isDatatype(t.datatype)) throw invalid(`input '${t.name}': unknown datatype '${t.datatype}'`);
-    const dims = t.shape.map(Number);
-    if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw invalid(`input '${t.name}': bad shape [${t.shape.join(",")}]`);
-    if (out.has(t.name)) throw invalid(`input '${t.name}' is given more than once`);
-    out.set(t.name, raw.length ? decodeRaw(t.name, t.datatype, dims, raw[i]) : decodeContents(t.name, t.datatype, dims, (t.contents ?? {}) as never));
-  });
-  return out;
-}
-
-function shape(dims: number[]): number[] {
-  return dims;
 }
 
 /** The ModelConfig answer: the parsed config.pbtxt, with Triton's version_policy default filled in. */
@@ -133,7 +93,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const log = o.logger ?? pino({ name: "timeslide-server" });
   const metrics = o.metricsPort !== undefined ? new ServerMetrics() : undefined;
   const engine = new Engine({ repository: o.repository, threads: o.threads, logger: log, observer: metrics });
-  await engine.loadAll();
+  await engine.repository.loadAll();
   let metricsPort: number | undefined;
   if (metrics) {
     metricsPort = await metrics.listen(o.metricsPort!, o.host, () => {
@@ -150,30 +110,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const protos = loadInferenceProtos();
 
   const respond = async (req: ModelInferRequest__Output): Promise<ModelInferResponse> => {
-    checkReservedParameters(req.parameters);
-    const inputs = decodeInputs(req);
-    const sequence = readSequence(req.parameters);
-    const r = await engine.infer(req.model_name, req.model_version, { inputs, sequence });
-    let names = r.model.outputs.map((x) => x.name);
-    if (req.outputs?.length) {
-      for (const o of req.outputs) {
-        if (!r.outputs.has(o.name)) throw invalid(`unexpected inference output '${o.name}' for model '${req.model_name}'`);
-      }
-      names = req.outputs.map((x) => x.name);
+    const parsed = decodeRequest(req);
+    const inputs = new Map(parsed.inputs.map(({ name, ...t }) => [name, t]));
+    const r = await engine.infer(parsed.model, parsed.version, { inputs, sequence: parsed.sequence });
+    for (const name of parsed.outputs) {
+      if (!r.outputs.has(name)) throw invalid(`unexpected inference output '${name}' for model '${parsed.model}'`);
     }
-    const outputs = [];
-    const raw: Buffer[] = [];
-    for (const name of names) {
-      const t = r.outputs.get(name);
-      if (!t) continue;
-      outputs.push({ name, datatype: t.datatype, shape: shape(t.dims) });
-      raw.push(encodeRaw(t));
-    }
-    const parameters: ModelInferResponse["parameters"] = {};
-    if (sequence) {
-      parameters.sequence_id = typeof sequence.id === "string" ? { string_param: sequence.id } : { int64_param: String(sequence.id) };
-    }
-    return { model_name: req.model_name, model_version: String(r.version), id: req.id, outputs, raw_output_contents: raw, parameters };
+    const names = parsed.outputs.length ? parsed.outputs : r.model.outputs.map((x) => x.name);
+    return buildInferResponse({
+      model: parsed.model,
+      version: String(r.version),
+      id: parsed.id,
+      outputs: names.flatMap((name) => {
+        const t = r.outputs.get(name);
+        return t ? [{ name, ...t }] : [];
+      }),
+      parameters: parsed.sequence ? { sequence_id: parsed.sequence.id } : undefined,
+    });
   };
 
   const unary = <Req, Res>(fn: (req: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> => {
@@ -193,7 +146,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const handlers: GRPCInferenceServiceHandlers = {
     ServerLive: unary(() => ({ live: true })),
-    ServerReady: unary(() => ({ ready: engine.ready })),
+    ServerReady: unary(() => ({ ready: engine.repository.ready })),
     ModelReady: unary((req) => {
       const m = engine.models.get(req.name);
       if (!m) return { ready: false };
@@ -202,7 +155,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }),
     ServerMetadata: unary(() => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS })),
     ModelMetadata: unary((req) => {
-      const m = engine.model(req.name);
+      const m = engine.repository.model(req.name);
       if (req.version) m.pick(req.version);
       const meta = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.dims });
       return {
@@ -214,12 +167,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       };
     }),
     ModelConfig: unary((req) => {
-      const m = engine.model(req.name);
+      const m = engine.repository.model(req.name);
       if (req.version) m.pick(req.version);
       return { config: configMessage(m) as never };
     }),
     ModelStatistics: unary((req) => {
-      const models = req.name ? [engine.model(req.name)] : [...engine.models.values()];
+      const models = req.name ? [engine.repository.model(req.name)] : [...engine.models.values()];
       const model_stats = [];
       for (const m of models) {
         const versions = req.version ? [m.pick(req.version)] : [...m.versions.values()];
@@ -252,15 +205,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       }
       return { model_stats };
     }),
-    RepositoryIndex: unary((req) => ({ models: engine.index(Boolean(req.ready)) })),
+    RepositoryIndex: unary((req) => ({ models: engine.repository.index(Boolean(req.ready)) })),
     RepositoryModelLoad: unary(async (req) => {
       if (!req.model_name) throw invalid("RepositoryModelLoad: model_name is required");
-      await engine.load(req.model_name);
+      await engine.repository.load(req.model_name);
       return {};
     }),
     RepositoryModelUnload: unary(async (req) => {
       if (!req.model_name) throw invalid("RepositoryModelUnload: model_name is required");
-      await engine.unload(req.model_name);
+      await engine.repository.unload(req.model_name);
       return {};
     }),
     ModelInfer: unary(respond),
@@ -304,7 +257,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   const SERVICES = new Set(["", "inference.GRPCInferenceService"]);
-  const healthStatus = (service: string) => (SERVICES.has(service) ? (engine.ready ? "SERVING" : "NOT_SERVING") : undefined);
+  const healthStatus = (service: string) => (SERVICES.has(service) ? (engine.repository.ready ? "SERVING" : "NOT_SERVING") : undefined);
   // Check only: Triton answers Watch UNIMPLEMENTED, and so does a method
   // missing here (grpc-js's default handler).
   const health: Pick<HealthHandlers, "Check"> = {

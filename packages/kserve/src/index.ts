@@ -12,14 +12,16 @@
 //              HealthHandlers, ...  (see messages.ts; `X` = sendable, `X__Output` = received)
 //   tensors    (tensors.ts) Tensor, DecodedTensor, Datatype, DATATYPES, dtypeByteSize,
 //              tensorToRaw / rawToTensorData / contentsToTensorData / decodeTensor, TensorError,
-//              fromConfigDataType / toConfigDataType / toOrtType, toShape, elementCount,
+//              DecodeOptions / RUNTIME_DECODE (FP16 as bits, BYTES as strings, own buffers),
+//              emptyTensorData, fromConfigDataType / toConfigDataType / toOrtType / fromOrtType,
+//              toShape, elementCount,
 //              float32ToFloat16Bits / float16BitsToFloat32
 //   params     (params.ts) toInferParameter(s) / fromInferParameter(s) (no double_param in
 //              requests), sequenceParameters, readSequenceParameters (server side), sequenceKey,
 //              reservedParameterProblem / TRITON_RESERVED_REQUEST_PARAMS (Triton's "triton_" rule)
 //   client     (client.ts) InferenceClient, InferStream, KServeError, isServerFailure, outputOf,
 //              buildInferRequest / parseInferResponse, decodeUint64MapKey, MAX_MESSAGE_BYTES
-//   wire       (wire.ts) parseInferRequest / buildInferResponse  (server side)
+//   wire       (wire.ts) parseInferRequest / buildInferResponse  (server side: what apps/server runs)
 //   streams    (sequence.ts) SequenceStream, updateLength, stateLength, sliceUpdate, windowEnd,
 //              randomSequenceId
 //   pool       (pool.ts) ServerPool, registerServer, discoverServers, parseEndpoints, registryKey,

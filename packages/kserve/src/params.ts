@@ -43,6 +43,8 @@ export interface ToParameterOptions {
    * responses, which only our own decoder reads.
    */
   allowDouble?: boolean;
+  /** Send a bigint in [2^63, 2^64) as uint64_param (responses: a uint64 sequence id echoed back). */
+  allowUint64?: boolean;
 }
 
 /**
@@ -57,6 +59,7 @@ export function toInferParameter(value: ParamValue, key = "parameter", options: 
     case "string":
       return { string_param: value };
     case "bigint":
+      if (options.allowUint64 && value >= 2n ** 63n && value < 2n ** 64n) return { uint64_param: value.toString() };
       if (value < -(2n ** 63n) || value >= 2n ** 63n) throw new ParameterError(`${key}: ${value} does not fit int64`);
       return { int64_param: value.toString() };
     case "number":
@@ -137,6 +140,9 @@ export interface SequenceFlags {
   end?: boolean;
 }
 
+/** Sequence flags as a server reads them from a request (both flags decided). */
+export type ReceivedSequenceFlags = Required<SequenceFlags>;
+
 /** Sequence flags -> request parameters, checked (ids must be non-zero: 0 means "no sequence" to Triton). */
 export function sequenceParameters(seq: SequenceFlags): Record<string, InferParameter> {
   const { id } = seq;
@@ -157,15 +163,22 @@ export function sequenceParameters(seq: SequenceFlags): Record<string, InferPara
   };
 }
 
-/** Reads sequence flags from received request parameters (server side). */
+/**
+ * Reads sequence flags from received request parameters (server side);
+ * undefined when there is no id or it is 0 / "" (Triton: no sequence). An
+ * id that is neither an integer nor a string is refused (ParameterError).
+ */
 export function readSequenceParameters(
   params: Record<string, InferParameter__Output> | undefined | null,
-): { id: string | bigint | number; start: boolean; end: boolean } | undefined {
+): ReceivedSequenceFlags | undefined {
   const p = params ?? {};
   const idp = p.sequence_id;
   if (!idp) return undefined;
   const id = fromInferParameter(idp);
   if (id === undefined || id === 0 || id === "") return undefined;
+  if (typeof id === "boolean" || (typeof id === "number" && !Number.isInteger(id))) {
+    throw new ParameterError(`sequence_id must be an integer or a string, got ${String(id)}`);
+  }
   const start = p.sequence_start ? fromInferParameter(p.sequence_start) === true : false;
   const end = p.sequence_end ? fromInferParameter(p.sequence_end) === true : false;
   return { id: id as string | bigint | number, start, end };

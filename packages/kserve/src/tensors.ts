@@ -1,7 +1,9 @@
 // Tensors <-> KServe v2 raw contents: little-endian, row-major, no padding.
 // BYTES elements are each a 4-byte little-endian length followed by the
 // bytes (Triton's layout). FP16 travels as raw IEEE half bits; here it is
-// given and returned as Float32Array (or Uint16Array of raw bits on input).
+// given as Float32Array or Uint16Array of raw bits, and decoded as
+// Float32Array, or as the raw bits and BYTES as strings for a runtime that
+// takes them so (ONNX Runtime: `RUNTIME_DECODE`).
 import { endianness } from "node:os";
 import type { InferTensorContents__Output } from "./generated/inference/InferTensorContents.js";
 
@@ -63,6 +65,27 @@ export interface DecodedDataMap {
   FP64: Float64Array;
   BYTES: Buffer[];
 }
+
+/**
+ * How to decode. The defaults suit a client reading answers; a server that
+ * hands tensors to ONNX Runtime asks for `RUNTIME_DECODE`.
+ */
+export interface DecodeOptions {
+  /** FP16 as a Uint16Array of the raw half bits (ONNX Runtime's float16) instead of Float32Array. */
+  fp16Bits?: boolean;
+  /** BYTES elements as UTF-8 strings (ONNX Runtime's string tensors) instead of Buffers. */
+  bytesAsStrings?: boolean;
+  /**
+   * Numeric data always in a fresh buffer of its own (never a view on the
+   * message), so it can be moved to a worker thread and outlive the message.
+   */
+  copy?: boolean;
+  /** What the tensor is, in messages: "input" (a request's), "output"; default "tensor". */
+  role?: string;
+}
+
+/** Decoding for ONNX Runtime: FP16 as raw bits, BYTES as strings, own buffers. */
+export const RUNTIME_DECODE: Readonly<DecodeOptions> = Object.freeze({ fp16Bits: true, bytesAsStrings: true, copy: true });
 
 export class TensorError extends Error {
   constructor(message: string) {
@@ -130,6 +153,13 @@ export function toOrtType(datatype: Datatype): string {
     default:
       return datatype.toLowerCase();
   }
+}
+
+/** onnxruntime tensor type name -> KServe datatype (the inverse of toOrtType). */
+export function fromOrtType(ortType: string): Datatype {
+  const d = DATATYPES.find((t) => toOrtType(t) === ortType);
+  if (!d) throw new TensorError(`onnxruntime tensor type "${ortType}" has no KServe datatype`);
+  return d;
 }
 
 /** Shape from the wire (int64 as string or number) to numbers, checked. */
@@ -314,22 +344,38 @@ const TYPED_CTOR: Record<NumericDatatype, TypedCtor> = {
 
 // ---- decode -------------------------------------------------------------
 
+/** Zero-filled data for `count` elements, in the representation `options` decode to (initial state, padding). */
+export function emptyTensorData(datatype: Datatype, count: number, options: DecodeOptions = {}): TensorData {
+  switch (datatype) {
+    case "BYTES":
+      return options.bytesAsStrings ? new Array<string>(count).fill("") : Array.from({ length: count }, () => Buffer.alloc(0));
+    case "BOOL":
+      return new Uint8Array(count);
+    case "FP16":
+      return options.fp16Bits ? new Uint16Array(count) : new Float32Array(count);
+    default:
+      return new TYPED_CTOR[datatype](count) as TensorData;
+  }
+}
+
 /**
- * Raw contents bytes -> typed data, checked against the shape. Numeric
- * results are views on `raw` when its offset is aligned (no copy),
- * otherwise an aligned copy.
+ * Raw contents bytes -> typed data, checked against the shape (Triton's
+ * wording). Numeric results are views on `raw` when its offset is aligned
+ * (no copy) unless `options.copy`, otherwise an aligned copy.
  */
 export function rawToTensorData<D extends Datatype>(
   datatype: D,
   shape: readonly number[],
   raw: Uint8Array,
   name = "",
+  options: DecodeOptions = {},
 ): DecodedDataMap[D] {
-  const where = `tensor "${name}"`;
+  const role = options.role ?? "tensor";
+  const where = `${role} '${name}'`;
   assertDatatype(datatype, where);
   const count = elementCount(shape, where);
   if (datatype === "BYTES") {
-    const out: Buffer[] = [];
+    const out: Array<Buffer | string> = [];
     const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     let off = 0;
     while (off < buf.length) {
@@ -337,32 +383,35 @@ export function rawToTensorData<D extends Datatype>(
       const len = buf.readUInt32LE(off);
       off += 4;
       if (off + len > buf.length) {
-        throw new TensorError(`${where}: BYTES element ${out.length} claims ${len} bytes but only ${buf.length - off} remain`);
+        throw new TensorError(`${where}: BYTES element ${out.length} claims ${len} bytes but only ${buf.length - off} remain (truncated)`);
       }
-      out.push(buf.subarray(off, off + len));
+      const el = buf.subarray(off, off + len);
+      out.push(options.bytesAsStrings ? el.toString("utf8") : options.copy ? Buffer.from(el) : el);
       off += len;
     }
     if (out.length !== count) {
-      throw new TensorError(`${where}: BYTES contents hold ${out.length} elements but shape [${shape.join(", ")}] needs ${count}`);
+      throw new TensorError(
+        `unexpected number of string elements ${out.length} for ${where}, expecting ${count} for shape [${shape.join(",")}]`,
+      );
     }
     return out as DecodedDataMap[D];
   }
   const size = BYTE_SIZE[datatype as Exclude<Datatype, "BYTES">];
   if (raw.byteLength !== count * size) {
     throw new TensorError(
-      `${where}: ${datatype} raw contents are ${raw.byteLength} bytes but shape [${shape.join(", ")}] needs ${count} × ${size} = ${count * size}`,
+      `unexpected total byte size ${raw.byteLength} for ${where}, expecting ${count * size} for shape [${shape.join(",")}] of ${datatype} (${count} × ${size} bytes)`,
     );
   }
-  if (datatype === "FP16") {
+  if (datatype === "FP16" && !options.fp16Bits) {
     const out = new Float32Array(count);
     const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < count; i++) out[i] = float16BitsToFloat32(dv.getUint16(i * 2, true));
     return out as DecodedDataMap[D];
   }
-  const ctor = datatype === "BOOL" ? Uint8Array : TYPED_CTOR[datatype as NumericDatatype];
+  const ctor = datatype === "BOOL" ? Uint8Array : datatype === "FP16" ? Uint16Array : TYPED_CTOR[datatype as NumericDatatype];
   let result: ArrayBufferView & { length: number };
   if (LITTLE_ENDIAN || size === 1) {
-    if (raw.byteOffset % size === 0) {
+    if (!options.copy && raw.byteOffset % size === 0) {
       result = new ctor(raw.buffer, raw.byteOffset, count);
     } else {
       const copy = new Uint8Array(raw.byteLength);
@@ -385,12 +434,15 @@ export function contentsToTensorData<D extends Datatype>(
   shape: readonly number[],
   contents: InferTensorContents__Output,
   name = "",
+  options: DecodeOptions = {},
 ): DecodedDataMap[D] {
-  const where = `tensor "${name}"`;
+  const where = `${options.role ?? "tensor"} '${name}'`;
   const count = elementCount(shape, where);
   const check = (n: number, field: string) => {
     if (n !== count) {
-      throw new TensorError(`${where}: contents.${field} has ${n} elements but shape [${shape.join(", ")}] needs ${count}`);
+      throw new TensorError(
+        `unexpected number of elements ${n} in contents.${field} of ${where}, expecting ${count} for shape [${shape.join(",")}]`,
+      );
     }
   };
   let out: unknown;
@@ -433,7 +485,7 @@ export function contentsToTensorData<D extends Datatype>(
       break;
     case "BYTES":
       check(contents.bytes_contents.length, "bytes_contents");
-      out = contents.bytes_contents.map((b) => Buffer.from(b));
+      out = contents.bytes_contents.map((b) => (options.bytesAsStrings ? Buffer.from(b).toString("utf8") : Buffer.from(b)));
       break;
     case "FP16":
       throw new TensorError(`${where}: FP16 has no typed contents field; it must travel in raw contents`);
@@ -450,18 +502,23 @@ export interface DecodedTensor<D extends Datatype = Datatype> {
   data: DecodedDataMap[D];
 }
 
-/** A received tensor header + its raw bytes (or typed contents) -> decoded tensor. */
+/**
+ * A received tensor header + its raw bytes (or typed contents) -> decoded
+ * tensor. With `options` other than the defaults (e.g. RUNTIME_DECODE),
+ * FP16 and BYTES data are as the options say, not as `DecodedDataMap`.
+ */
 export function decodeTensor(
   header: { name: string; datatype: string; shape: ReadonlyArray<string | number>; contents?: InferTensorContents__Output | null },
   raw: Uint8Array | undefined,
+  options: DecodeOptions = {},
 ): DecodedTensor {
-  const where = `tensor "${header.name}"`;
+  const where = `${options.role ?? "tensor"} '${header.name}'`;
   const datatype = assertDatatype(header.datatype, where);
   const shape = toShape(header.shape, where);
   const data = raw
-    ? rawToTensorData(datatype, shape, raw, header.name)
+    ? rawToTensorData(datatype, shape, raw, header.name, options)
     : header.contents
-      ? contentsToTensorData(datatype, shape, header.contents, header.name)
+      ? contentsToTensorData(datatype, shape, header.contents, header.name, options)
       : (() => {
           throw new TensorError(`${where}: neither raw contents nor typed contents were sent`);
         })();

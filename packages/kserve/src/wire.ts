@@ -3,8 +3,8 @@
 import type { ModelInferRequest__Output } from "./generated/inference/ModelInferRequest.js";
 import type { ModelInferResponse } from "./generated/inference/ModelInferResponse.js";
 import type { InferParameter } from "./generated/inference/InferParameter.js";
-import { decodeTensor, tensorToRaw, TensorError, type DecodedTensor, type Tensor } from "./tensors.js";
-import { fromInferParameters, ParameterError, readSequenceParameters, reservedParameterProblem, toInferParameter, type ParamValue } from "./params.js";
+import { decodeTensor, tensorToRaw, TensorError, type DecodeOptions, type DecodedTensor, type Tensor } from "./tensors.js";
+import { fromInferParameters, ParameterError, readSequenceParameters, reservedParameterProblem, toInferParameter, type ParamValue, type ReceivedSequenceFlags } from "./params.js";
 
 export interface ParsedInferRequest {
   model: string;
@@ -14,17 +14,20 @@ export interface ParsedInferRequest {
   inputs: DecodedTensor[];
   /** Requested output names; empty = all. */
   outputs: string[];
-  sequence?: { id: string | bigint | number; start: boolean; end: boolean };
+  sequence?: ReceivedSequenceFlags;
   /** Server-side "timeout" parameter in µs, when given. */
   timeoutUs?: number;
 }
 
 /**
  * Received request -> decoded inputs (raw or typed contents), checked against
- * their shapes. A reserved "triton_" parameter key is refused as Triton
- * refuses it (ParameterError; answer INVALID_ARGUMENT).
+ * their shapes (TensorError) and named once each. A reserved "triton_"
+ * parameter key is refused as Triton refuses it, and so is a sequence_id
+ * that is neither an integer nor a string (ParameterError). Both mean
+ * INVALID_ARGUMENT. `decode` as for decodeTensor (a server running ONNX
+ * Runtime passes RUNTIME_DECODE).
  */
-export function parseInferRequest(req: ModelInferRequest__Output): ParsedInferRequest {
+export function parseInferRequest(req: ModelInferRequest__Output, decode: DecodeOptions = {}): ParsedInferRequest {
   for (const [k, p] of Object.entries(req.parameters ?? {})) {
     const problem = reservedParameterProblem(k, p);
     if (problem) throw new ParameterError(problem);
@@ -35,6 +38,11 @@ export function parseInferRequest(req: ModelInferRequest__Output): ParsedInferRe
       `request to model "${req.model_name}": ${req.inputs.length} inputs but ${raws.length} raw_input_contents entries (one per input, in order)`,
     );
   }
+  const seen = new Set<string>();
+  for (const t of req.inputs) {
+    if (seen.has(t.name)) throw new TensorError(`input '${t.name}' is given more than once`);
+    seen.add(t.name);
+  }
   const parameters = fromInferParameters(req.parameters);
   const timeout = parameters.timeout;
   return {
@@ -42,7 +50,7 @@ export function parseInferRequest(req: ModelInferRequest__Output): ParsedInferRe
     version: req.model_version,
     id: req.id,
     parameters,
-    inputs: req.inputs.map((t, i) => decodeTensor(t, raws.length ? raws[i] : undefined)),
+    inputs: req.inputs.map((t, i) => decodeTensor(t, raws.length ? raws[i] : undefined, { role: "input", ...decode })),
     outputs: req.outputs.map((o) => o.name),
     sequence: readSequenceParameters(req.parameters),
     timeoutUs: typeof timeout === "number" || typeof timeout === "bigint" ? Number(timeout) : undefined,
@@ -58,7 +66,7 @@ export function buildInferResponse(res: {
   parameters?: Record<string, ParamValue>;
 }): ModelInferResponse {
   const parameters: Record<string, InferParameter> = {};
-  for (const [k, v] of Object.entries(res.parameters ?? {})) parameters[k] = toInferParameter(v, k, { allowDouble: true });
+  for (const [k, v] of Object.entries(res.parameters ?? {})) parameters[k] = toInferParameter(v, k, { allowDouble: true, allowUint64: true });
   return {
     model_name: res.model,
     model_version: res.version,

@@ -65,7 +65,7 @@ describe("tensor raw contents", () => {
 
   it("rejects truncated or miscounted BYTES", () => {
     expect(() => rawToTensorData("BYTES", [1], Buffer.from([5, 0, 0, 0, 1]), "s")).toThrow(/claims 5 bytes/);
-    expect(() => rawToTensorData("BYTES", [2], Buffer.from([0, 0, 0, 0]), "s")).toThrow(/1 elements but shape \[2\] needs 2/);
+    expect(() => rawToTensorData("BYTES", [2], Buffer.from([0, 0, 0, 0]), "s")).toThrow("unexpected number of string elements 1 for tensor 's', expecting 2 for shape [2]");
     expect(() => rawToTensorData("BYTES", [1], Buffer.from([0, 0]), "s")).toThrow(/truncated/);
   });
 
@@ -73,7 +73,9 @@ describe("tensor raw contents", () => {
     expect(() => tensorToRaw({ name: "strain", datatype: "FP32", shape: [2, 4], data: new Float32Array(6) })).toThrow(
       'tensor "strain": FP32 data has 6 elements but shape [2, 4] needs 8',
     );
-    expect(() => rawToTensorData("FP64", [3], Buffer.alloc(16), "y")).toThrow(/16 bytes but shape \[3\] needs 3 × 8 = 24/);
+    expect(() => rawToTensorData("FP64", [3], Buffer.alloc(16), "y", { role: "input" })).toThrow(
+      "unexpected total byte size 16 for input 'y', expecting 24 for shape [3] of FP64 (3 × 8 bytes)",
+    );
     expect(() => tensorToRaw({ name: "x", datatype: "FP32", shape: [-1], data: new Float32Array(1) })).toThrow(/not a non-negative integer/);
     expect(() => tensorToRaw({ name: "x", datatype: "FP32", shape: [2], data: new Float64Array(2) as never })).toThrow(/must be a Float32Array, got Float64Array/);
     expect(() => tensorToRaw({ name: "x", datatype: "FP8" as Datatype, shape: [1], data: new Uint8Array(1) as never })).toThrow(TensorError);
