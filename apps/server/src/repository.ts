@@ -15,7 +15,7 @@ import {
   type ModelEntry,
 } from "@timeslide/model-repo";
 import type { Logger } from "pino";
-import { backendFor, type LoadContext } from "./backends/index.js";
+import { backendFor, hasBackend, type LoadContext } from "./backends/index.js";
 import { InferenceError, invalid, notFound } from "./errors.js";
 import type { EngineObserver } from "./metrics.js";
 import { ServedModel, ServedVersion } from "./model.js";
@@ -127,7 +127,7 @@ export class Repository {
   private async build(entry: ModelEntry): Promise<ServedModel> {
     // The rules `timeslide model-repo check` applies (packages/model-repo):
     // config against each served version's graph, ensemble wiring.
-    const checked = checkModelEntry(entry, repositoryLookup(this.opts.repository));
+    const checked = checkModelEntry(entry, repositoryLookup(this.opts.repository), { otherPlatform: hasBackend });
     if (checked.problems.length) throw new Error(checked.problems.join("; "));
     const config = structuredClone(checked.config ?? entry.config);
     const backend = backendFor(config);

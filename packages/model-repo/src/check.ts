@@ -390,7 +390,16 @@ export function repositoryLookup(repository: string): ConfigLookup {
  * version policy, each served version's model file is there and its graph
  * matches the config; an ensemble's wiring matches its steps' configs.
  */
-export function checkModelEntry(entry: ModelEntry, lookup: ConfigLookup): ModelCheck {
+export interface CheckOptions {
+  /**
+   * Platforms served besides ONNX Runtime models and ensembles (a server's
+   * registered backends): such a model is checked for its version folders
+   * only; its files are its backend's to judge at load.
+   */
+  otherPlatform?: (config: ModelConfig) => boolean;
+}
+
+export function checkModelEntry(entry: ModelEntry, lookup: ConfigLookup, o: CheckOptions = {}): ModelCheck {
   const config = entry.config;
   const r: ModelCheck = { name: entry.name, dir: entry.dir, config, versions: entry.versions, served: [], signatures: new Map(), problems: [] };
   const model = `model '${entry.name}'`;
@@ -399,7 +408,8 @@ export function checkModelEntry(entry: ModelEntry, lookup: ConfigLookup): ModelC
     r.problems.push(...ensembleProblems(config, lookup), ...pairProblems(config, lookup));
     return r;
   }
-  if (!isOnnx(config)) {
+  const other = !isOnnx(config) && o.otherPlatform?.(config);
+  if (!isOnnx(config) && !other) {
     r.problems.push(`${model}: platform '${config.platform || config.backend}' is not served here (timeslide serve runs ONNX Runtime models and ensembles; Triton may serve it)`);
     return r;
   }
@@ -412,6 +422,7 @@ export function checkModelEntry(entry: ModelEntry, lookup: ConfigLookup): ModelC
     r.problems.push(`${model}: no version folder (${entry.versions.join(", ")}) matches the version_policy ${JSON.stringify(config.version_policy)}`);
     return r;
   }
+  if (other) return r;
   const fileName = config.default_model_filename || "model.onnx";
   let completed: ModelConfig | undefined;
   for (const v of r.served) {

@@ -77,6 +77,7 @@ export {
   repositoryLookup,
   isEnsemble,
   isOnnx,
+  type CheckOptions,
   type ConfigLookup,
   type ModelCheck,
   type RepositoryCheck,

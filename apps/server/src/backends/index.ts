@@ -7,5 +7,5 @@ import { registerBackend } from "./registry.js";
 registerBackend(["onnxruntime_onnx", "onnxruntime"], onnxBackend);
 registerBackend(["ensemble"], ensembleBackend);
 
-export { backendFor, registerBackend } from "./registry.js";
+export { backendFor, hasBackend, registerBackend } from "./registry.js";
 export type { Backend, ExecRequest, InstanceResult, LoadContext, ModelInstance } from "./backend.js";

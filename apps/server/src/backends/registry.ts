@@ -11,6 +11,11 @@ export function registerBackend(platforms: string[], backend: Backend): void {
   for (const p of platforms) backends.set(p, backend);
 }
 
+/** The registered backend for a config, if any. */
+export function hasBackend(config: ModelConfig): boolean {
+  return backends.has(platformOf(config)) || (config.backend !== undefined && backends.has(config.backend));
+}
+
 /** The backend for a config; throws naming the platforms served. */
 export function backendFor(config: ModelConfig): Backend {
   const platform = platformOf(config);
