@@ -25,14 +25,16 @@ import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { deleteKeys, campaignKeys, campaignStatus, connectRedis, freePort, prepareCampaign, submitCampaign } from "@timeslide/campaign";
 import { InferenceClient } from "@timeslide/kserve";
-import { writeDemoRepository } from "@timeslide/model-repo";
+import { demoBankOptions, writeDemoRepository } from "@timeslide/model-repo";
 import { synthesize } from "@timeslide/strain";
 
 const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const DURATION = Number(process.env.BENCH_DURATION ?? 1280); // s of data per detector
 const SHIFTS = Number(process.env.BENCH_SHIFTS ?? 1000);
-const WHOLE_SHIFTS = Number(process.env.BENCH_WHOLE_SHIFTS ?? 24);
+const WHOLE_SHIFTS = Number(process.env.BENCH_WHOLE_SHIFTS ?? 8);
+// physical: the demo search's bank (16 quadrature templates, χ², coincidence head: timeslide demo); chirp: 8 random chirps, sum head
+const BANK = process.env.BENCH_BANK ?? "physical";
 const TEMPLATES = Number(process.env.BENCH_TEMPLATES ?? 8);
 const FILE_RATE = 1024;
 const FS = 512;
@@ -69,7 +71,7 @@ const redis = await connectRedis(REDIS_URL);
 try {
   await synthesize({ out: join(dir, "data"), ifos: ["H1", "L1"], duration: DURATION, sampleRate: FILE_RATE, fileDuration: DURATION / 2, gaps: 0, injections: 0, seed: 11 });
   const repo = join(dir, "models");
-  writeDemoRepository(repo, { nIfo: 2, kernel: KERNEL, stride: STRIDE, batch: BATCH, nTemplates: TEMPLATES, dynamicBatching: false, factorized: { ifos: ["H1", "L1"] } });
+  writeDemoRepository(repo, { nIfo: 2, kernel: KERNEL, stride: STRIDE, batch: BATCH, nTemplates: TEMPLATES, dynamicBatching: false, factorized: { ifos: ["H1", "L1"] }, bank: BANK === "physical" ? demoBankOptions(FS) : undefined });
   const port = await freePort();
   const server = child(["serve", "--repo", repo, "--port", String(port), "--host", "127.0.0.1", "--threads", "1"]);
   const endpoint = `127.0.0.1:${port}`;
@@ -128,13 +130,13 @@ output: out-${name}
 
   const f = (v, d = 1) => v.toFixed(d);
   console.log(
-    `config: demo detector (chirp bank of ${TEMPLATES} templates), 2 ifos, kernel ${KERNEL} samples (${KERNEL_S} s @ ${FS} Hz), stride ${STRIDE} (${ISR} Hz), batch ${BATCH}; ` +
+    `config: demo detector (${BANK === "physical" ? "the demo search's physical bank: 16 templates, chi-squared, coincidence head" : `chirp bank of ${TEMPLATES} templates`}), 2 ifos, kernel ${KERNEL} samples (${KERNEL_S} s @ ${FS} Hz), stride ${STRIDE} (${ISR} Hz), batch ${BATCH}; ` +
       `data ${DURATION} s x 2 ifos, circular slides, step 1 s; 1 server process (1 ONNX Runtime thread), 1 worker (--sequences 4); load average ${f(loadavg()[0], 2)}`,
   );
   for (const r of [whole, fact]) {
     const shifts = r.bg.reduce((a, x) => a + x.shifts, 0);
     console.log(
-      `${r.name === "fact" ? "factorized  " : "whole model "}: ${shifts} shift-jobs in ${r.bg.length} background + ${r.results.length - r.bg.length} zero-lag jobs, ${f(r.years, 3)} y of background in ${f(r.wall, 2)} s wall, ${f(r.cpuS, 1)} CPU s (server + worker) ` +
+      `${r.name === "fact" ? "factorized  " : "whole model "}: ${shifts} shift-jobs in ${r.bg.length} background + ${r.results.length - r.bg.length} zero-lag jobs, ${r.years.toPrecision(3)} y of background in ${f(r.wall, 2)} s wall, ${f(r.cpuS, 1)} CPU s (server + worker) ` +
         `=> ${f(r.perCoreHour, 2)} y of background per core-hour`,
     );
     const t = (k) => f(r.sum(k, r.bg), 2);
