@@ -29,9 +29,12 @@ def whiten(x, sample_rate, psd_length=64.0, fduration=1.0, highpass=32.0, fftlen
     `fftlength` s with 50 % overlap, mean removed per segment, median
     average with scipy's bias correction. `fftlength` defaults as the
     campaign's `inference.fftlength` does: 4 s, halved while the burn-in
-    holds fewer than four segments, never below `fduration`. Filter: inverse
-    ASD at the PSD's resolution, zero below `highpass` and at DC and
-    Nyquist, its zero-phase impulse response truncated to the central
+    holds fewer than four segments, never below `fduration`. Filter: a PSD
+    finer than the filter first averaged in power over the truncation
+    window's main lobe (a Hann kernel reaching 2 x fftlength / fduration bins
+    either side, mirrored at DC, clamped at Nyquist), so narrow lines stay
+    whitened; the inverse ASD at the PSD's resolution, zero below `highpass`
+    and at DC and Nyquist, its zero-phase impulse response truncated to the central
     fduration x sample_rate taps with a Hann window, scaled so white noise
     over the full band comes out with unit variance. Applied as a centred
     FIR; the first and last fduration / 2 s are not valid (timeslide never
@@ -47,8 +50,12 @@ def whiten(x, sample_rate, psd_length=64.0, fduration=1.0, highpass=32.0, fftlen
     head = x[: int(round(psd_length * sample_rate))]
     f_psd, psd = signal.welch(head, fs=sample_rate, window="hann", nperseg=m, noverlap=m // 2,
                               detrend="constant", average="median", scaling="density")
-    if m > n:  # inverse ASD at the PSD's resolution, impulse response truncated in time
-        f, p, size = f_psd, psd, m
+    if m > n:  # power averaged over what the filter resolves, inverse ASD at the PSD's resolution
+        lobe = int(round(2 * m / n))
+        j = np.arange(-lobe, lobe + 1)
+        w = 0.5 + 0.5 * np.cos(np.pi * j / (lobe + 1))
+        idx = np.minimum(np.abs(np.arange(len(psd))[:, None] + j[None, :]), len(psd) - 1)
+        f, p, size = f_psd, (psd[idx] * w).sum(axis=1) / w.sum(), m
     else:  # PSD interpolated onto the filter's frequencies
         size = n
         f = np.arange(n // 2 + 1) * sample_rate / n

@@ -30,12 +30,18 @@ export interface Whitened {
 
 /**
  * The inverse-ASD FIR: fduration·rate taps centred at the middle,
- * Hann-truncated. The inverse ASD is taken at the PSD's own resolution and
- * its impulse response truncated in time (as gwpy's whiten does), so a PSD
- * from segments longer than the filter keeps what it resolves: a narrow line
- * between the filter's frequency bins is still whitened away, not missed by
- * sampling the PSD at the filter's coarser grid. A PSD coarser than the
- * filter is interpolated linearly onto the filter's frequencies.
+ * Hann-truncated. A PSD finer than the filter (Welch segments longer than
+ * fduration: less leakage of the low-frequency wall) is first averaged, in
+ * power, over what the truncated filter resolves: a Hann kernel as wide as
+ * the truncation window's main lobe (±2/fduration). Truncating the impulse
+ * response averages the *inverse* ASD over that lobe, which fills the notch
+ * of a narrow line with the band beside it: a 60 Hz line came through the
+ * whitening ~300× above the white level (violin modes ~800×) when the fine
+ * inverse ASD was truncated as it was; averaged power first, its notch is as
+ * wide as the filter can hold and the line is whitened as a PSD at the
+ * filter's own resolution whitens it (~6×), without that PSD's leakage of
+ * the wall (20–35 Hz at 0.5 of white). A PSD coarser than the filter is
+ * interpolated linearly onto the filter's frequencies.
  */
 export function inverseAsdFilter(psd: Psd, sampleRate: number, fduration: number, highpass = 0): Float64Array {
   const n = Math.round(fduration * sampleRate);
@@ -44,12 +50,13 @@ export function inverseAsdFilter(psd: Psd, sampleRate: number, fduration: number
   }
   const fine = Math.round(sampleRate / psd.df); // the PSD's FFT length
   const m = fine > n && (fine & (fine - 1)) === 0 && psd.values.length === fine / 2 + 1 ? fine : n;
+  const power = m === n ? undefined : smoothedPower(psd.values, (2 * m) / n);
   const half = new Float64Array(m + 2);
   const df = sampleRate / m;
   for (let k = 1; k < m / 2; k++) {
     const f = k * df;
     if (f < highpass) continue;
-    const p = m === n ? psdAt(psd, f) : psd.values[k];
+    const p = power ? power[k] : psdAt(psd, f);
     half[2 * k] = p > 0 ? 1 / Math.sqrt(p) : 0;
   }
   // zero-phase impulse response (lag 0 at index 0), its central n taps windowed
@@ -59,6 +66,24 @@ export function inverseAsdFilter(psd: Psd, sampleRate: number, fduration: number
   const norm = Math.sqrt(2 / sampleRate);
   for (let i = 0; i < n; i++) taps[i] = imp[(i - n / 2 + m) % m] * w[i] * norm;
   return taps;
+}
+
+/**
+ * PSD values averaged with a Hann kernel reaching `lobe` bins either side
+ * (weights 0.5 + 0.5·cos(πj/(lobe + 1)), normalised), mirrored at DC and
+ * clamped at Nyquist.
+ */
+function smoothedPower(v: Float64Array, lobe: number): Float64Array {
+  const L = Math.round(lobe);
+  const w = Float64Array.from({ length: 2 * L + 1 }, (_, i) => 0.5 + 0.5 * Math.cos((Math.PI * (i - L)) / (L + 1)));
+  const wsum = w.reduce((a, x) => a + x, 0);
+  const out = new Float64Array(v.length);
+  for (let k = 0; k < v.length; k++) {
+    let acc = 0;
+    for (let j = -L; j <= L; j++) acc += w[j + L] * v[Math.min(v.length - 1, Math.abs(k + j))];
+    out[k] = acc / wsum;
+  }
+  return out;
 }
 
 /** Streaming whitener with a fixed filter; output sample i is aligned with input sample i. */

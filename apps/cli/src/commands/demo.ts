@@ -36,9 +36,11 @@ const CAMPAIGN = "demo";
 // analysis keeps all of it. Windows of 1.75 s = a 0.625 s template + one
 // stride (1 s) + 33 samples, so consecutive windows overlap by more than the
 // coincidence window and a coincident pair is never split between windows.
-// fftlength 1 s = fduration: a 4 s PSD (the campaign default) truncated to the
-// 1 s whitening filter leaves the whitened data measurably non-white at
-// this rate, and the bank's background came out louder (README: The demo search).
+// fftlength 1 s = fduration: the 16 s burn-in then averages 31 Welch segments
+// instead of 7, and the bank starts at 30 Hz, above where 1 s segments leak
+// the wall. (The campaign default, 4 s, now gives a background within ~3 %
+// of this at the same FAR; before the whitening averaged a fine PSD over
+// the filter's resolution it came out ~40 % louder: README, The demo search.)
 const DEMO = { dataRate: 256, sampleRate: 256, kernel: 1.75, isr: 1, batch: 256, psd: 16, fduration: 1, fftlength: 1, highpass: 20 };
 /** the demo bank: templates of 160 samples (0.625 s) at DEMO.sampleRate, 16 templates, 4 χ² bins */
 
