@@ -17,18 +17,16 @@
 // post-processing, write; they overlap: the reader runs under the streaming).
 // Needs `npm run build` and Redis (REDIS_URL or redis://127.0.0.1:6379).
 // Env: BENCH_DURATION (s of data), BENCH_SHIFTS, BENCH_WHOLE_SHIFTS, BENCH_TEMPLATES.
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { benchProcesses } from "./processes.mjs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { deleteKeys, campaignKeys, campaignStatus, connectRedis, freePort, prepareCampaign, submitCampaign } from "@timeslide/campaign";
 import { InferenceClient } from "@timeslide/kserve";
 import { demoBankOptions, writeDemoRepository } from "@timeslide/model-repo";
 import { synthesize } from "@timeslide/strain";
 
-const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const DURATION = Number(process.env.BENCH_DURATION ?? 1280); // s of data per detector
 const SHIFTS = Number(process.env.BENCH_SHIFTS ?? 1000);
@@ -47,18 +45,9 @@ const JULIAN_YEAR = 31_557_600;
 
 const prefix = `tsfbench-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-factorized-bench-"));
-const children = new Set();
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
 
-function child(args) {
-  const p = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  p.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
-  p.exited = new Promise((r) => p.once("exit", (code) => (children.delete(p), r(code))));
-  p.tail = () => err;
-  children.add(p);
-  return p;
-}
+const { child, killAll } = benchProcesses(env);
 
 /** CPU seconds of a process, all threads (Linux /proc). */
 function cpu(pid) {
@@ -154,7 +143,7 @@ output: out-${name}
   console.log(`tensor bytes on the wire per shift: whole model ${f(wholeBytes / 1024, 1)} KiB (from the request sizes), factorized ${f(factBytes / 1024, 1)} KiB (measured; the encodings spread over the job's shifts) = 1/${f(wholeBytes / factBytes, 1)}`);
   console.log(`factorized / whole model, years of background per core-hour: ${f(fact.perCoreHour / whole.perCoreHour, 1)}x (target >= 20x at ~1000 shifts)`);
 } finally {
-  for (const p of children) p.kill("SIGKILL");
+  killAll();
   await deleteKeys(redis, `${prefix}:*`);
   redis.disconnect();
   rmSync(dir, { recursive: true, force: true });

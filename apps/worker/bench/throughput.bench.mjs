@@ -23,20 +23,17 @@
 // Env: BENCH_DURATION (s of data), BENCH_SHIFTS, BENCH_REPEAT,
 // BENCH_BATCH, BENCH_TEMPLATES, BENCH_WORKER_ARGS (e.g. "--concurrency 2"),
 // BENCH_NODE_ARGS (node flags for the workers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { benchProcesses } from "./processes.mjs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import * as ort from "onnxruntime-node";
-import { deleteKeys, campaignKeys, campaignStatus, connectRedis, prepareCampaign, submitCampaign } from "@timeslide/campaign";
+import { deleteKeys, campaignKeys, campaignStatus, connectRedis, freePort, prepareCampaign, submitCampaign } from "@timeslide/campaign";
 import { InferenceClient, ServerPool } from "@timeslide/kserve";
 import { writeDemoRepository } from "@timeslide/model-repo";
 import { synthesize } from "@timeslide/strain";
 
-const CLI = fileURLToPath(new URL("../../cli/dist/main.js", import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const DURATION = Number(process.env.BENCH_DURATION ?? 1280); // s of data per detector
 const FILE_RATE = 1024; // Hz, as written
@@ -54,27 +51,9 @@ const REPEAT = Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
 
 const prefix = `tsbench-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-throughput-"));
-const children = new Set();
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
 
-function child(args) {
-  const p = spawn(process.execPath, [...(args[0] === "worker" && process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []), CLI, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  p.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
-  p.exited = new Promise((r) => p.once("exit", (code) => (children.delete(p), r(code))));
-  p.tail = () => err;
-  children.add(p);
-  return p;
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = s.address().port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+const { child, killAll } = benchProcesses(env, (args) => (args[0] === "worker" && process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []));
 
 /** Raw onnxruntime-node windows/s on the detector: same batch and threads, in this process. */
 async function rawRate(model, ms) {
@@ -270,7 +249,7 @@ output: out-${name}
   server.kill("SIGTERM");
   await server.exited;
 } finally {
-  for (const p of children) p.kill("SIGKILL");
+  killAll();
   await deleteKeys(redis, `${prefix}:*`);
   redis.disconnect();
   rmSync(dir, { recursive: true, force: true });
