@@ -53,7 +53,12 @@ class OrtInstance implements ModelInstance {
     private readonly fetches: string[],
     threads: number,
   ) {
-    this.worker = new Worker(WORKER_URL, { workerData: { modelPath, intraOpNumThreads: threads, interOpNumThreads: 1 } });
+    // The thread's console output is copied to ours, not piped: a pipe per
+    // thread adds listeners to our stdout, and a repository of 40+ instances
+    // warned of a listener leak at every start.
+    this.worker = new Worker(WORKER_URL, { workerData: { modelPath, intraOpNumThreads: threads, interOpNumThreads: 1 }, stdout: true, stderr: true });
+    this.worker.stdout.on("data", (d: Buffer) => process.stdout.write(d));
+    this.worker.stderr.on("data", (d: Buffer) => process.stderr.write(d));
     this.ready = new Promise((resolve, reject) => {
       this.worker.once("message", (m: { ready?: boolean; error?: string; inputNames?: string[]; outputNames?: string[] }) => {
         if (!m.ready) return reject(new Error(`${modelPath}: ${m.error}`));
