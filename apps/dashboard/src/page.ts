@@ -21,8 +21,8 @@ export const PAGE_HTML = `<!doctype html>
 </header>
 <main>
   <section><h2>Campaigns</h2><div id="campaigns"><p class="note">no campaigns submitted</p></div></section>
-  <section><h2>Inference servers (registry)</h2>
-    <table id="servers"><thead><tr><th class="l">endpoint</th><th>ready</th><th class="l">models (state, requests/s, inferences/s)</th><th>sequences in flight</th><th>lease (s)</th></tr></thead><tbody></tbody></table>
+  <section><h2>Inference servers (registry, and those running campaigns list)</h2>
+    <table id="servers"><thead><tr><th class="l">endpoint</th><th>ready</th><th class="l">models (state, requests/s, inferences/s)</th><th>sequences in flight</th><th>lease (s)</th><th class="l">listed by</th></tr></thead><tbody></tbody></table>
   </section>
   <section><h2>Workers</h2>
     <table id="workers"><thead><tr><th class="l">worker</th><th>alive</th><th class="l">campaigns</th><th>jobs running</th><th class="l">jobs</th><th>connected (s)</th></tr></thead><tbody></tbody></table>
@@ -128,8 +128,9 @@ export const PAGE_JS = `"use strict";
       val("td", "ready", s.ready, s.error ? "no: " + s.error : s.ready ? "yes" : "no"),
       el("td", { class: "l" }, ...s.models.map((m) => el("div", { "data-model": m.name, "data-rps": JSON.stringify(m.requests_per_s) }, m.name + " v" + m.version + " " + m.state + (m.reason ? " (" + m.reason + ")" : "") + ", " + num(m.requests_per_s, 3) + " req/s, " + num(m.inferences_per_s, 3) + " inf/s"))),
       val("td", "in_flight", s.in_flight_sequences),
-      el("td", {}, s.lease_s.toFixed(1)))));
-    if (!snap.servers.length) sb.append(row(el("td", { class: "l note", colspan: 5 }, "no server registered")));
+      el("td", {}, s.lease_s === null ? "-" : s.lease_s.toFixed(1)),
+      el("td", { class: "l", "data-source": s.source.registry ? "registry" : "campaign" }, [s.source.registry ? "registry" : "", ...s.source.campaigns].filter(Boolean).join(", ")))));
+    if (!snap.servers.length) sb.append(row(el("td", { class: "l note", colspan: 6 }, "no server registered or listed by a running campaign")));
     const wb = $("workers").tBodies[0];
     wb.replaceChildren(...snap.workers.map((w) => el("tr", { "data-worker": w.name },
       el("td", { class: "l" }, w.name), val("td", "alive", w.alive, w.alive === null ? "?" : w.alive ? "yes" : "no"), el("td", { class: "l" }, w.campaigns.join(", ")),

@@ -74,8 +74,10 @@ export interface ModelView {
 
 export interface ServerView {
   endpoint: string;
-  /** seconds until the registry entry lapses unless refreshed */
-  lease_s: number;
+  /** seconds until the registry entry lapses unless refreshed; null for a server only a campaign lists */
+  lease_s: number | null;
+  /** where the dashboard learned of it: the registry, or the running campaigns whose model.servers list it */
+  source: { registry: boolean; campaigns: string[] };
   live: boolean;
   ready: boolean;
   models: ModelView[];
@@ -149,11 +151,12 @@ export class SnapshotCollector {
   async collect(): Promise<Snapshot> {
     const errors: string[] = [];
     const names = await listCampaigns(this.redis, this.prefix);
-    const [campaigns, servers, workers] = await Promise.all([
+    const [campaigns, workers] = await Promise.all([
       Promise.all(names.map((n) => this.#campaign(n, errors))).then((cs) => cs.filter((c): c is CampaignView => c !== null)),
-      this.#servers().catch((e: Error) => (errors.push(`servers: ${redactUrls(e.message)}`), [] as ServerView[])),
       this.#workers(names, errors).catch((e: Error) => (errors.push(`workers: ${redactUrls(e.message)}`), [] as WorkerView[])),
     ]);
+    const running = campaigns.filter((c) => !c.status.done && c.status.state !== "cancelled").map((c) => c.status.campaign);
+    const servers = await this.#servers(running).catch((e: Error) => (errors.push(`servers: ${redactUrls(e.message)}`), [] as ServerView[]));
     return { generated_at: new Date().toISOString(), seq: ++this.#seq, prefix: this.prefix, campaigns, servers, workers, errors };
   }
 
@@ -255,16 +258,24 @@ export class SnapshotCollector {
    * over gRPC, as Triton and the embedded server both answer: ready, models,
    * ModelStatistics (rates as differences between refreshes).
    */
-  async #servers(): Promise<ServerView[]> {
+  async #servers(running: string[]): Promise<ServerView[]> {
     const [s, us] = await this.redis.time();
     const now = Number(s) * 1000 + Math.floor(Number(us) / 1000);
     const flat = await this.redis.zrangebyscore(registryKey(this.prefix), now, "+inf", "WITHSCORES");
-    const entries: { endpoint: string; expires: number }[] = [];
+    const entries: { endpoint: string; expires: number | null; campaigns: string[] }[] = [];
     for (let i = 0; i < flat.length; i += 2) {
       try {
-        entries.push({ endpoint: parseEndpoints(flat[i], "registry")[0], expires: Number(flat[i + 1]) });
+        entries.push({ endpoint: parseEndpoints(flat[i], "registry")[0], expires: Number(flat[i + 1]), campaigns: [] });
       } catch {
         // not an endpoint: not dialled
+      }
+    }
+    // Running campaigns that name their servers (model.servers: [...]) use them without the registry.
+    for (const name of running) {
+      for (const endpoint of await this.#campaignServers(name)) {
+        const e = entries.find((x) => x.endpoint === endpoint);
+        if (e) e.campaigns.push(name);
+        else entries.push({ endpoint, expires: null, campaigns: [name] });
       }
     }
     entries.sort((a, b) => (a.endpoint < b.endpoint ? -1 : 1));
@@ -273,14 +284,37 @@ export class SnapshotCollector {
         c.close();
         this.#clients.delete(ep);
       }
-    return Promise.all(entries.map((e) => this.#server(e.endpoint, (e.expires - now) / 1000, now)));
+    return Promise.all(
+      entries.map((e) => this.#server(e.endpoint, e.expires === null ? null : (e.expires - now) / 1000, { registry: e.expires !== null, campaigns: e.campaigns }, now)),
+    );
   }
 
-  async #server(endpoint: string, lease_s: number, now: number): Promise<ServerView> {
+  /** The endpoints a campaign's spec lists in model.servers (none for `registry`); one field of its metadata, not the shift table. */
+  async #campaignServers(name: string): Promise<string[]> {
+    const raw = await this.redis.hget(campaignKeys(this.prefix, name).meta, "spec");
+    let servers: unknown;
+    try {
+      servers = (JSON.parse(raw ?? "null") as { model?: { servers?: unknown } } | null)?.model?.servers;
+    } catch {
+      return [];
+    }
+    if (!Array.isArray(servers)) return [];
+    const out: string[] = [];
+    for (const v of servers) {
+      try {
+        if (typeof v === "string") out.push(...parseEndpoints(v, `campaign ${name}`));
+      } catch {
+        // not an endpoint: not dialled
+      }
+    }
+    return out;
+  }
+
+  async #server(endpoint: string, lease_s: number | null, source: ServerView["source"], now: number): Promise<ServerView> {
     let client = this.#clients.get(endpoint);
     if (!client) this.#clients.set(endpoint, (client = new InferenceClient({ endpoint, tls: grpcTlsFromEnv() })));
     const probe = { deadlineMs: PROBE_DEADLINE_MS };
-    const view: ServerView = { endpoint, lease_s: Math.max(0, lease_s), live: false, ready: false, models: [], in_flight_sequences: 0 };
+    const view: ServerView = { endpoint, lease_s: lease_s === null ? null : Math.max(0, lease_s), source, live: false, ready: false, models: [], in_flight_sequences: 0 };
     try {
       view.live = await client.serverLive(probe);
       view.ready = await client.serverReady(probe);

@@ -16,7 +16,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { connectRedis, freePort, type CampaignStatus } from "@timeslide/campaign";
-import { registryKey } from "@timeslide/kserve";
+import { InferenceClient, registryKey } from "@timeslide/kserve";
 import { ReportJson } from "@timeslide/report";
 import { cliProcesses } from "../../../test/cli-processes.js";
 import { startDashboard, type RunningDashboard } from "../src/index.js";
@@ -75,6 +75,8 @@ async function servers() {
       ready: JSON.parse(r.querySelector('[data-k="ready"]')!.getAttribute("data-v")!),
       in_flight: JSON.parse(r.querySelector('[data-k="in_flight"]')!.getAttribute("data-v")!),
       models: [...r.querySelectorAll("[data-model]")].map((m) => ({ name: m.getAttribute("data-model"), rps: JSON.parse(m.getAttribute("data-rps")!), text: m.textContent })),
+      source: r.querySelector("[data-source]")!.getAttribute("data-source"),
+      listedBy: r.querySelector("[data-source]")!.textContent,
     })),
   );
 }
@@ -286,6 +288,29 @@ describe("timeslide dashboard on a running campaign", () => {
     for (const c of more) c.kill("SIGTERM");
     await Promise.all(more.map(stopped));
   }, 420_000);
+
+  it("lists the servers a running campaign names in model.servers beside the registry's, until it is cancelled", async () => {
+    const port = await freePort();
+    start(["serve", "--repo", "models", "--host", "127.0.0.1", "--port", String(port), "--threads", "1"]); // not registered
+    const client = new InferenceClient(`127.0.0.1:${port}`);
+    await client.waitForReady({ model: "detector-stream", timeoutMs: 30_000 }).finally(() => client.close());
+    const campaign = readFileSync(join(dir, "campaign.yaml"), "utf8")
+      .replace("name: dash", "name: own")
+      .replace("servers: registry", `servers: ["127.0.0.1:${port}"]`)
+      .replace("output: results", "output: results-own");
+    writeFileSync(join(dir, "own.yaml"), campaign);
+    await cliAsync(["submit", "own.yaml", "--json"]);
+    await nextRefresh();
+    let sv = await servers();
+    const listed = sv.find((x) => x.endpoint === `127.0.0.1:${port}`);
+    expect(listed, "the campaign's own server is listed").toMatchObject({ source: "campaign", listedBy: "own", ready: true });
+    expect(listed!.models.map((m) => m.name)).toContain("detector-stream");
+    expect(sv.filter((x) => x.source === "registry").length).toBe((await redis.zrangebyscore(registryKey(prefix), Date.now(), "+inf")).length);
+    await cliAsync(["cancel", "own", "--purge"]);
+    await nextRefresh();
+    sv = await servers();
+    expect(sv.find((x) => x.endpoint === `127.0.0.1:${port}`), "gone with the campaign").toBeUndefined();
+  }, 120_000);
 
   it("binds 127.0.0.1 by default and shows no secret: page, API, event stream, logs", async () => {
     // The command as users run it, given the password in --redis.
