@@ -22,6 +22,12 @@ describe("model-repo demo --bank, --factorized", () => {
     expect(pair).toMatchObject({ encoders: ["detector-encoder-stream", "detector-encoder-stream"], embeddingDim: 32, whole: "detector-stream" });
     // the physical bank, not the random chirps: its graph says so
     expect(readFileSync(join(r.repository, "detector", "1", "model.onnx")).toString("latin1")).toMatch(/physical chirp bank: 16 templates/);
+    // the head's time coincidence: H1–L1's light travel + 5 ms (3.84 samples at 256 Hz); with V1, H1–V1's (27 ms)
+    const head = (repo: string) => readFileSync(join(repo, "detector-head", "1", "model.onnx")).toString("utf8");
+    expect(head(r.repository)).toMatch(/coincidence ±4 samples/);
+    const hlv = writeModelRepository(parseModelRepoFlags({ out: join(dir, "hlv"), ...geometry, ifos: "3", bank: "physical", factorized: "H1,L1,V1" }));
+    expect(head(hlv.repository)).toMatch(/coincidence ±8 samples/);
+    expect(readFileSync(join(hlv.repository, "detector", "1", "model.onnx")).toString("utf8")).toMatch(/coincidence ±8 samples/); // the whole model agrees
     // the default stays the chirp bank, whole only
     const plain = writeModelRepository(parseModelRepoFlags({ out: join(dir, "plain"), ...geometry }));
     expect(plain.bank).toBe("chirp");

@@ -4,6 +4,7 @@ import type { ModelConfig } from "./config.js";
 import type { GpuOptions } from "./repository.js";
 import { addModel, addStreaming } from "./manage.js";
 import { addFactorized } from "./factorized.js";
+import { maxLightTravelTime } from "@timeslide/segments";
 import { buildBankDetector, buildBankEncoder, buildBankHead, type BankOptions } from "./bank.js";
 
 /** Deterministic PRNG (mulberry32) so the demo weights are the same everywhere. */
@@ -315,7 +316,11 @@ export function writeDemoRepository(dir: string, o: DemoRepositoryOptions): Demo
   const ensemble = o.ensembleName ?? "detector-stream";
   const maxBatch = o.maxBatchSize ?? Math.max(o.batch, 128);
   if (maxBatch < o.batch) throw new Error(`maxBatchSize ${maxBatch} is below the streaming batch ${o.batch}`);
-  const bank = o.bank && { ...o.bank, kernel: o.kernel, nIfo: o.nIfo };
+  // The bank's time coincidence: the named detectors' largest light travel
+  // time + 5 ms (H1–L1's 15 ms when they are not named).
+  const ifos = o.factorized?.ifos;
+  const coincidence = o.bank && ifos && o.bank.coincidence === undefined ? Math.round((maxLightTravelTime(ifos).seconds + 0.005) * o.bank.sampleRate) : o.bank?.coincidence;
+  const bank = o.bank && { ...o.bank, kernel: o.kernel, nIfo: o.nIfo, coincidence };
   addModel(dir, detector, bank ? buildBankDetector(bank) : buildDetector(o), {
     version: 1,
     maxBatchSize: maxBatch,
