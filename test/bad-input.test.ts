@@ -8,7 +8,7 @@
 // fails for good with its planned livetime reported lost, and the worker
 // keeps running. Each outcome is recorded (test/outcomes.ts) once proven.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -27,7 +27,7 @@ const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "w
 const H1A = "H-H1_SYNTH_256HZ_R1-1187008000-600.hdf5";
 const H1B = "H-H1_SYNTH_256HZ_R1-1187008600-600.hdf5";
 
-const { run: cli, cliAsync: cliOk, start: startCli, stderrOf, children } = cliProcesses(dir, env);
+const { run: cli, cliAsync: cliOk, start: startCli, stderrOf, cleanup } = cliProcesses(dir, env);
 const start = (args: string[]) => {
   const child = startCli(args);
   return { child, stderr: () => stderrOf(child) };
@@ -126,14 +126,7 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cleanup(REDIS_URL, prefix));
 
 /** Runs `timeslide plan` on each file, three at a time. */
 async function planAll(files: string[]): Promise<Map<string, Ran>> {

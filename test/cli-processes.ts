@@ -2,7 +2,10 @@
 // must succeed or whose failure is the point, and long-running ones (serve,
 // worker) kept for killing at the end.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { Redis } from "ioredis";
+import { deleteKeys } from "@timeslide/campaign";
 
 export const CLI = join(import.meta.dirname, "../apps/cli/dist/main.js");
 
@@ -71,5 +74,16 @@ export function cliProcesses(dir: string, env: NodeJS.ProcessEnv | (() => NodeJS
   };
   /** The last 20 kB a started command wrote to stderr. */
   const stderrOf = (c: ChildProcess): string => tails.get(c)?.() ?? "";
-  return { cli, cliAsync, run, runSync, start, stderrOf, children };
+  /** A suite's afterAll: kills what still runs, deletes the run's keys under `prefix`, removes `dir`. */
+  const cleanup = async (redisUrl: string, prefix: string): Promise<void> => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    const redis = new Redis(redisUrl);
+    try {
+      await deleteKeys(redis, `${prefix}:*`);
+    } finally {
+      redis.disconnect();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { cli, cliAsync, run, runSync, start, stderrOf, children, cleanup };
 }

@@ -4,11 +4,10 @@
 // aggregator (triggered by the last job, then again on demand), over a real
 // Redis with a key prefix of its own.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
 import { freePort } from "@timeslide/campaign";
 import { cliProcesses } from "./cli-processes.js";
 
@@ -16,7 +15,7 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tse2e-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-e2e-"));
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
-const { cli, start, children } = cliProcesses(dir, env);
+const { cli, start, cleanup } = cliProcesses(dir, env);
 
 
 
@@ -41,14 +40,7 @@ output: results
   );
 }, 120_000);
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cleanup(REDIS_URL, prefix));
 
 describe("a campaign through separate processes", () => {
   it("plans, submits, runs on two workers and the server, aggregates and reports", async () => {

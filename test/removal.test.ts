@@ -28,7 +28,7 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tsrm-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-removal-"));
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
-const { cli, start, children } = cliProcesses(dir, env);
+const { cli, start, cleanup } = cliProcesses(dir, env);
 
 const START = 1187008000;
 const T_A = START + 500.3; // loud
@@ -82,14 +82,7 @@ beforeAll(async () => {
   start(["serve", "--repo", "models", "--host", "127.0.0.1", "--port", String(port), "--threads", "1"]);
 }, 180_000);
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cleanup(REDIS_URL, prefix));
 
 /** A campaign over the data with the given background block. */
 function writeCampaign(name: string, background: string) {

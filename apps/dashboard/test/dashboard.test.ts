@@ -4,7 +4,7 @@
 // Redis is the real one (REDIS_URL or 127.0.0.1:6379) under a prefix of its own.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -26,7 +26,7 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `tsdash-${randomBytes(4).toString("hex")}`;
 const dir = mkdtempSync(join(tmpdir(), "timeslide-dash-"));
 const env = { ...process.env, REDIS_URL, TIMESLIDE_PREFIX: prefix, LOG_LEVEL: "warn" };
-const { cli, cliAsync, start, children } = cliProcesses(dir, env);
+const { cli, cliAsync, start, children, cleanup } = cliProcesses(dir, env);
 /** TIMESLIDE_WRITE_SCREENSHOT=1 rewrites it */
 const SCREENSHOT = join(import.meta.dirname, "../../../docs/dashboard.png");
 
@@ -155,11 +155,8 @@ afterAll(async () => {
   await browser?.close();
   await dash?.close();
   dashRedis?.disconnect();
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
   redis.disconnect();
-  rmSync(dir, { recursive: true, force: true });
+  await cleanup(REDIS_URL, prefix);
 });
 
 describe("timeslide dashboard on a running campaign", () => {

@@ -93,21 +93,18 @@ export function onnxConfigProblems(config: ModelConfig, sig: OnnxSignature, file
     }
   };
 
-  for (const t of config.input ?? []) {
-    const g = graphIn.get(t.name);
-    if (!g) {
-      problems.push(`${model} input '${t.name}': not an input of the graph ${file} (its inputs: ${names(graphIn)}); name it as the graph does in config.pbtxt, or ${fix.replace("re-export the model, or ", "")}`);
-      continue;
+  for (const [io, tensors, graph] of [
+    ["input", config.input, graphIn],
+    ["output", config.output, graphOut],
+  ] as const) {
+    for (const t of tensors ?? []) {
+      const g = graph.get(t.name);
+      if (!g) {
+        problems.push(`${model} ${io} '${t.name}': not an ${io} of the graph ${file} (its ${io}s: ${names(graph)}); name it as the graph does in config.pbtxt, or ${fix.replace("re-export the model, or ", "")}`);
+        continue;
+      }
+      compare(io, { name: t.name, data_type: t.data_type, shape: graphShapeFor(t, mbs) }, g, mbs > 0);
     }
-    compare("input", { name: t.name, data_type: t.data_type, shape: graphShapeFor(t, mbs) }, g, mbs > 0);
-  }
-  for (const t of config.output ?? []) {
-    const g = graphOut.get(t.name);
-    if (!g) {
-      problems.push(`${model} output '${t.name}': not an output of the graph ${file} (its outputs: ${names(graphOut)}); name it as the graph does in config.pbtxt, or ${fix.replace("re-export the model, or ", "")}`);
-      continue;
-    }
-    compare("output", { name: t.name, data_type: t.data_type, shape: graphShapeFor(t, mbs) }, g, mbs > 0);
   }
   const declared = new Set([...(config.input ?? []).map((t) => t.name), ...fed.inputs]);
   for (const name of graphIn.keys()) {
